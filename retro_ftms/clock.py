@@ -1,0 +1,45 @@
+"""The one session clock: simulated seconds that `--time-scale` can compress.
+
+The simulator and the session runner share one clock so that "15 s between rises" and "a record every
+second" mean the same simulated second to both sides, whatever the scale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Final
+
+MAX_TIME_SCALE: Final = 2000.0  # beyond this the event loop's own latency is a visible share of a second
+
+
+class Clock:
+    """Monotonic simulated time, `scale` simulated seconds per wall second, starting at 0."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        if not 0 < scale <= MAX_TIME_SCALE:
+            raise ValueError(f"time scale must be in (0, {MAX_TIME_SCALE:g}], not {scale!r}")
+        self.scale: Final = scale
+        self._t0 = time.monotonic()
+
+    def now(self) -> float:
+        """Simulated seconds since the clock was made."""
+        return (time.monotonic() - self._t0) * self.scale
+
+    def to_wall(self, seconds: float) -> float:
+        """Wall seconds that `seconds` of simulated time take."""
+        return seconds / self.scale
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.scale)
+
+    async def sleep_until(self, t: float) -> None:
+        await self.sleep(t - self.now())
+
+    @contextlib.asynccontextmanager
+    async def timeout(self, seconds: float) -> AsyncIterator[None]:
+        """`asyncio.timeout` in simulated seconds."""
+        async with asyncio.timeout(self.to_wall(seconds)):
+            yield

@@ -1,0 +1,180 @@
+"""Session events: the vocabulary of design.md's event log, MQTT events and the terminal display.
+
+Every layer reports what happens as one of these immutable values on an `EventBus`; the edge layer
+(event log, display, MQTT) observes them. Fields hold JSON-ready values so that the event log line is
+simply `{"t": ..., "type": TYPE, **fields}`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from retro_ftms.clock import Clock
+
+_LOGGER = logging.getLogger(__name__)
+
+CommandOp = Literal["request_control", "start", "stop", "pause", "set_speed", "set_incline", "reset"]
+ResultName = Literal[
+    "success", "op_not_supported", "invalid_parameter", "operation_failed", "control_not_permitted", "timeout"
+]
+SessionState = Literal["connecting", "ready", "running", "paused", "stopped", "completed", "faulted"]
+SafetyReason = Literal[
+    "safety_key",
+    "user_stop",
+    "control_lost",
+    "machine_reset",
+    "link_lost",
+    "stale_data",
+    "overspeed",
+    "overincline",
+    "console_override",
+    "speed_mismatch",
+    "command_failed",
+    "bad_data",
+    "heart_rate",
+    "pause_timeout",
+    "stop_unconfirmed",
+    "user",
+    "signal",
+    "mqtt_stop",
+    "error",
+]
+Outcome = Literal["completed", "stopped", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of all session events; `TYPE` is the event log's `type`."""
+
+    TYPE: ClassVar[str] = ""
+
+    def fields(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class CommandEvent(Event):
+    """A Control Point request, emitted when its bytes are written."""
+
+    TYPE: ClassVar[str] = "command"
+    op: CommandOp
+    value: float | int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseEvent(Event):
+    TYPE: ClassVar[str] = "response"
+    op: CommandOp
+    result: ResultName
+
+
+@dataclass(frozen=True, slots=True)
+class DataEvent(Event):
+    """One reassembled Treadmill Data record."""
+
+    TYPE: ClassVar[str] = "data"
+    speed_kmh: float | None
+    incline_pct: float | None
+    distance_m: int | None
+    elapsed_s: int | None
+    hr_bpm: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent(Event):
+    """A Fitness Machine Status notification; `code` is the op code's name, e.g. `stopped_by_safety_key`."""
+
+    TYPE: ClassVar[str] = "status"
+    code: str
+    parameter: float | int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepEvent(Event):
+    TYPE: ClassVar[str] = "step"
+    index: int
+    name: str
+    target_speed_kmh: float
+    target_incline_pct: float
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedEvent(Event):
+    """The guard refused a command; `rule` names the rule of the safety contract."""
+
+    TYPE: ClassVar[str] = "refused"
+    op: str
+    value: float | int | str | None
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyEvent(Event):
+    """A safety trigger fired; `action` says what the guard did (e.g. `stop`, `pause`, `hold`, `alarm`)."""
+
+    TYPE: ClassVar[str] = "safety"
+    reason: SafetyReason
+    action: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StateEvent(Event):
+    TYPE: ClassVar[str] = "state"
+    state: SessionState
+
+
+@dataclass(frozen=True, slots=True)
+class SimEvent(Event):
+    """Simulator side of an in-process run: `event` is `fault`, `cp_received` or `belt_stopped`."""
+
+    TYPE: ClassVar[str] = "sim"
+    event: str
+    detail: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def fields(self) -> dict[str, Any]:
+        return {"event": self.event, **self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class EndEvent(Event):
+    TYPE: ClassVar[str] = "end"
+    outcome: Outcome
+    reason: str | None = None
+
+
+Listener = Callable[[float, Event], None]
+
+
+class EventBus:
+    """Synchronous fan-out of stamped events to listeners.
+
+    Listeners run inline on the control path, so each must only record or enqueue (never await, never
+    block); a listener that raises is logged and skipped so that an observer cannot break the session.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def publish(self, event: Event) -> None:
+        t = self.clock.now()
+        for listener in tuple(self._listeners):
+            try:
+                listener(t, event)
+            except Exception:
+                _LOGGER.exception("event listener %r failed on %s", listener, event.TYPE)
+
+
+def to_record(t: float, event: Event) -> dict[str, Any]:
+    """The event log's JSON object for one event."""
+    return {"t": round(t, 3), "type": event.TYPE, **event.fields()}
