@@ -1,0 +1,108 @@
+"""What the safety guard needs from a treadmill connection, and the typed events the connection reports.
+
+`FtmsClient` implements `FtmsLink` over bleak; tests may hand the guard a fake that implements it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from retro_ftms.codec import (
+    ControlPointRequest,
+    ControlPointResponse,
+    FitnessMachineFeature,
+    InclinationRange,
+    MachineStatus,
+    SpeedRange,
+    TrainingStatus,
+    TreadmillData,
+)
+from retro_ftms.errors import CodecError
+
+
+@dataclass(frozen=True, slots=True)
+class TreadmillDataReceived:
+    """One complete (reassembled) Treadmill Data record."""
+
+    record: TreadmillData
+
+
+@dataclass(frozen=True, slots=True)
+class MachineStatusReceived:
+    status: MachineStatus
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingStatusReceived:
+    status: TrainingStatus
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedData:
+    """A notification that did not decode; `characteristic` is the characteristic's short name."""
+
+    characteristic: str
+    payload: bytes
+    error: CodecError
+
+
+@dataclass(frozen=True, slots=True)
+class LinkLost:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRestored:
+    """The link came back (issue 5's reconnects); the first command after this must be Stop."""
+
+
+LinkEvent = (
+    TreadmillDataReceived
+    | MachineStatusReceived
+    | TrainingStatusReceived
+    | MalformedData
+    | LinkLost
+    | LinkRestored
+)
+LinkListener = Callable[[LinkEvent], None]
+
+
+class FtmsLink(Protocol):
+    """One FTMS treadmill connection, as the guard sees it."""
+
+    @property
+    def features(self) -> FitnessMachineFeature | None: ...
+
+    @property
+    def speed_range(self) -> SpeedRange | None: ...
+
+    @property
+    def incline_range(self) -> InclinationRange | None: ...
+
+    @property
+    def has_control_point(self) -> bool: ...
+
+    @property
+    def is_connected(self) -> bool: ...
+
+    def add_listener(self, listener: LinkListener) -> Callable[[], None]:
+        """Call `listener` synchronously, in the event loop, for every event; returns the unsubscriber."""
+        ...
+
+    async def request(self, request: ControlPointRequest) -> ControlPointResponse:
+        """Run one Control Point procedure, one at a time, with the response armed before the write.
+
+        Returns the response whatever its result code. Raises `ControlPointError` with result `timeout`
+        when no indication arrives in time (about 2 s), or with `att_0x..` on an ATT error, and
+        `LinkLostError` when not connected.
+        """
+        ...
+
+    async def stop_now(self, request: ControlPointRequest) -> ControlPointResponse:
+        """Write a Stop or Pause at once, even while another procedure is in flight.
+
+        Retries briefly on ATT 0xFE (procedure already in progress); raises like `request`.
+        """
+        ...
