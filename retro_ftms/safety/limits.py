@@ -33,29 +33,29 @@ class SafetyConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_speed_kmh: float = Field(DEFAULT_MAX_SPEED_KMH, gt=0, le=SPEED_CEILING_KMH)
-    max_incline_pct: float = Field(DEFAULT_MAX_INCLINE_PCT, ge=0, le=INCLINE_CEILING_PCT)
-    min_incline_pct: float = Field(0.0, ge=DECLINE_FLOOR_PCT, le=0)
-    first_speed_max_kmh: float = Field(FIRST_SPEED_MAX_KMH, gt=0, le=FIRST_SPEED_MAX_KMH)
-    speed_rise_max_kmh: float = Field(SPEED_RISE_MAX_KMH, gt=0, le=SPEED_RISE_MAX_KMH)
-    incline_rise_max_pct: float = Field(INCLINE_RISE_MAX_PCT, gt=0, le=INCLINE_RISE_MAX_PCT)
-    rise_interval_s: float = Field(RISE_INTERVAL_MIN_S, ge=RISE_INTERVAL_MIN_S)
-    rise_separation_s: float = Field(RISE_SEPARATION_MIN_S, ge=RISE_SEPARATION_MIN_S)
+    max_speed_kmh: float = Field(default=DEFAULT_MAX_SPEED_KMH, gt=0, le=SPEED_CEILING_KMH)
+    max_incline_pct: float = Field(default=DEFAULT_MAX_INCLINE_PCT, ge=0, le=INCLINE_CEILING_PCT)
+    min_incline_pct: float = Field(default=0.0, ge=DECLINE_FLOOR_PCT, le=0)
+    first_speed_max_kmh: float = Field(default=FIRST_SPEED_MAX_KMH, gt=0, le=FIRST_SPEED_MAX_KMH)
+    speed_rise_max_kmh: float = Field(default=SPEED_RISE_MAX_KMH, gt=0, le=SPEED_RISE_MAX_KMH)
+    incline_rise_max_pct: float = Field(default=INCLINE_RISE_MAX_PCT, gt=0, le=INCLINE_RISE_MAX_PCT)
+    rise_interval_s: float = Field(default=RISE_INTERVAL_MIN_S, ge=RISE_INTERVAL_MIN_S)
+    rise_separation_s: float = Field(default=RISE_SEPARATION_MIN_S, ge=RISE_SEPARATION_MIN_S)
     # Treadmill Data normally arrives once a second; three missed records means the link or machine is sick.
-    data_timeout_s: float = Field(3.0, gt=0, le=DATA_TIMEOUT_MAX_S)
+    data_timeout_s: float = Field(default=3.0, gt=0, le=DATA_TIMEOUT_MAX_S)
     # Reported speed may exceed the cap by this much (rounding, belt ripple) before it is an overspeed.
-    speed_tolerance_kmh: float = Field(0.2, ge=0, le=0.5)
-    incline_tolerance_pct: float = Field(0.5, ge=0, le=1.0)
+    speed_tolerance_kmh: float = Field(default=0.2, ge=0, le=0.5)
+    incline_tolerance_pct: float = Field(default=0.5, ge=0, le=1.0)
     # Reported speed must come within `speed_mismatch_kmh` of the target within `settle_time_s`.
-    settle_time_s: float = Field(10.0, gt=0, le=30.0)
-    speed_mismatch_kmh: float = Field(0.3, gt=0, le=1.0)
+    settle_time_s: float = Field(default=10.0, gt=0, le=30.0)
+    speed_mismatch_kmh: float = Field(default=0.3, gt=0, le=1.0)
     # The belt must be confirmed stopped (reported speed 0) this long after Stop, or the alarm sounds.
-    stop_confirm_timeout_s: float = Field(15.0, gt=0, le=30.0)
-    max_pause_s: float = Field(600.0, gt=0, le=MAX_PAUSE_CEILING_S)
+    stop_confirm_timeout_s: float = Field(default=15.0, gt=0, le=30.0)
+    max_pause_s: float = Field(default=600.0, gt=0, le=MAX_PAUSE_CEILING_S)
     # Malformed records tolerated within `bad_data_window_s` before it is a `bad_data` trigger.
-    bad_data_tolerance: int = Field(2, ge=0, le=10)
-    bad_data_window_s: float = Field(10.0, gt=0, le=60.0)
-    max_heart_rate_bpm: int | None = Field(None, ge=60, le=220)
+    bad_data_tolerance: int = Field(default=2, ge=0, le=10)
+    bad_data_window_s: float = Field(default=10.0, gt=0, le=60.0)
+    max_heart_rate_bpm: int | None = Field(default=None, ge=60, le=220)
 
     @model_validator(mode="after")
     def _consistent(self) -> SafetyConfig:

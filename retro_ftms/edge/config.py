@@ -1,0 +1,431 @@
+"""The application configuration: `[safety]`, `[session]`, `[ble]`, `[mqtt]` and `[log]` tables.
+
+Values come from, highest precedence first: environment variables `RETRO_FTMS_<TABLE>__<KEY>` (e.g.
+`RETRO_FTMS_SAFETY__MAX_SPEED_KMH=3.5`), the TOML file given with `--config`, and the defaults. There is no
+implicit file: `config/retro-ftms.toml` documents every key with its default. Unknown tables and keys are
+errors, in the file and in `RETRO_FTMS_<TABLE>__<KEY>` variables alike, and every error is a `ConfigError`
+naming the file (or "environment"), the key, the value and the rule. Values in the file must have the
+right TOML type (`port = 1883`, not `"1883"`); environment values are text and are converted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal, Self
+from urllib.parse import SplitResult, unquote, urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+from pydantic_settings.sources.utils import parse_env_vars
+
+from retro_ftms.errors import ConfigError
+from retro_ftms.program.model import NOT_SET, Shown, error_value, explain, relevant_errors, toml_error
+from retro_ftms.safety.limits import SafetyConfig
+
+ENV_PREFIX: Final = "RETRO_FTMS_"
+ENV_NESTED_DELIMITER: Final = "__"
+ENVIRONMENT: Final = "environment"
+MQTT_PORT: Final = 1883
+MQTTS_PORT: Final = 8883
+_SCHEMES: Final = {"mqtt": False, "mqtts": True}  # scheme -> TLS
+_URL_PARTS: Final = ("host", "port", "username", "password", "tls")
+# The environment `load_config` was given, for `AppConfig.settings_customise_sources`; None: os.environ.
+_ENVIRON: Final[ContextVar[Mapping[str, str] | None]] = ContextVar("retro_ftms_config_environ", default=None)
+_SECRET_KEYS: Final = {"password", "url"}
+_ID_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+# Why a bound exists, for the error message; any other safety bound is a ceiling of the safety contract.
+_BOUND_REASONS: Final = {
+    ("safety.max_speed_kmh", "less_than_equal"): "the backward-walking ceiling",
+    ("safety.max_incline_pct", "less_than_equal"): "the incline ceiling",
+    ("safety.min_incline_pct", "greater_than_equal"): "the decline floor",
+    ("safety.min_incline_pct", "less_than_equal"): "a minimum incline cannot be above flat",
+    ("safety.first_speed_max_kmh", "less_than_equal"): "the default: a safety rule can only be made stricter",
+    ("safety.speed_rise_max_kmh", "less_than_equal"): "the default: a safety rule can only be made stricter",
+    (
+        "safety.incline_rise_max_pct",
+        "less_than_equal",
+    ): "the default: a safety rule can only be made stricter",
+    ("safety.rise_interval_s", "greater_than_equal"): "the default: a safety rule can only be made stricter",
+    (
+        "safety.rise_separation_s",
+        "greater_than_equal",
+    ): "the default: a safety rule can only be made stricter",
+}
+_BOUND_TYPES: Final = {"less_than_equal", "greater_than_equal", "less_than", "greater_than"}
+
+
+def _text_to_path(value: object) -> object:
+    """TOML has no path type: a string is a path, also under the strict check of the file."""
+    return Path(value) if isinstance(value, str) else value
+
+
+_PathOrNone = Annotated[Path | None, BeforeValidator(_text_to_path)]
+
+
+class SessionConfig(BaseModel):
+    """`[session]`: how a guided session presents itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Unit for the display and the pre-flight questions; program files carry their own unit.
+    units: Literal["mph", "kmh"] = "kmh"
+    # The program `run` uses when no `--program` is given (a built-in name or a file path).
+    program: str | None = Field(default=None, min_length=1)
+
+
+class BleConfig(BaseModel):
+    """`[ble]`: finding and talking to the treadmill."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The treadmill's address or advertised name (`--device`); None means "the only FTMS treadmill found".
+    device: str | None = Field(default=None, min_length=1)
+    # A Bumble HCI transport instead of the OS Bluetooth stack (`--transport`), e.g. `usb:0`.
+    transport: str | None = Field(default=None, min_length=1)
+    scan_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    connect_timeout_s: float = Field(default=20.0, gt=0, le=120)
+    # design.md: a Control Point procedure gets about 2 s before it counts as failed.
+    cp_timeout_s: float = Field(default=2.0, gt=0, le=10)
+    # After a link loss, how long to keep trying to reconnect (to send Stop first); 0 disables it.
+    reconnect_window_s: float = Field(default=30.0, ge=0, le=600)
+
+
+class LogConfig(BaseModel):
+    """`[log]`: diagnostic logging (the event log is `--events`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Also write the log to this file; None logs to stderr only.
+    file: _PathOrNone = None
+
+
+def _check_id(value: str) -> str:
+    if not value or not set(value) <= _ID_CHARS:
+        raise ValueError("may use only letters, digits, '_' and '-' (Home Assistant ids)")
+    return value
+
+
+def _check_topic(value: str) -> str:
+    if not value or value.startswith("/") or value.endswith("/") or {"+", "#"} & set(value):
+        raise ValueError("must be a topic without wildcards (+, #) and without a leading or trailing '/'")
+    return value
+
+
+class MqttConfig(BaseModel):
+    """`[mqtt]`: the optional broker. With no `host` (or `url`) MQTT is off and the session runs the same.
+
+    `url` (`mqtt://user:pass@host:port`, `mqtts://` for TLS) is an alternative to `host`, `port`,
+    `username`, `password` and `tls`: give one or the other. `port` defaults to 1883, or 8883 with TLS;
+    `base_topic` to `retro_ftms/<device_id>`. Secrets are `SecretStr`: they never show in reprs or dumps.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: SecretStr | None = None
+    host: str | None = Field(default=None, min_length=1)
+    port: int = Field(default=MQTT_PORT, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    # A CA bundle to trust for TLS (a private broker); None uses the system's trust store.
+    ca_file: _PathOrNone = None
+    device_id: str = "treadmill"
+    base_topic: str = "retro_ftms/treadmill"
+    # The MQTT client identifier; None lets the client library generate one.
+    client_id: str | None = Field(default=None, min_length=1, max_length=64)
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    # RESUME over MQTT after a user pause (never after a safety stop); off by default (design.md).
+    allow_remote_resume: bool = False
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _derive(cls, data: Any, handler: ModelWrapValidatorHandler[MqttConfig]) -> MqttConfig:
+        """Split `url` into its parts; derive `base_topic` and (after validation, so that a textual
+        `tls` from the environment counts) `port` where they were not given."""
+        if not isinstance(data, Mapping):
+            return handler(data)
+        values = dict(data)
+        url = values.get("url")
+        raw_url = url.get_secret_value() if isinstance(url, SecretStr) else url
+        if isinstance(raw_url, str):
+            given = [key for key in _URL_PARTS if values.get(key) is not None]
+            if given:
+                keys = ", ".join(given)
+                raise ValueError(
+                    f"url and {keys} are alternatives: give the url or the separate keys, not both"
+                )
+            with contextlib.suppress(ValueError):  # the url field validator reports it with its own key
+                values |= parse_mqtt_url(raw_url)
+        if values.get("base_topic") is None and isinstance(values.get("device_id", "treadmill"), str):
+            values["base_topic"] = f"retro_ftms/{values.get('device_id', 'treadmill')}"
+        port_given = values.get("port") is not None
+        if not port_given:
+            values.pop("port", None)
+        config = handler(values)
+        if not port_given and config.tls:
+            return config.model_copy(update={"port": MQTTS_PORT})
+        return config
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_mqtt_url(value.get_secret_value())
+        return value
+
+    @field_validator("device_id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        return _check_id(value)
+
+    @field_validator("base_topic", "discovery_prefix")
+    @classmethod
+    def _valid_topic(cls, value: str) -> str:
+        return _check_topic(value)
+
+    @model_validator(mode="after")
+    def _ca_needs_tls(self) -> Self:
+        if self.ca_file is not None and not self.tls:
+            raise ValueError("ca_file is only used with TLS: set tls = true (or use an mqtts:// url)")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.host is not None
+
+    @classmethod
+    def from_url(cls, url: str, *, base: MqttConfig | None = None, source: str = "--mqtt") -> MqttConfig:
+        """`base` (default: the defaults) with the broker of `url`; a bad URL: `ConfigError` from `source`."""
+        return (base if base is not None else cls()).with_url(url, source=source)
+
+    def with_url(self, url: str, *, source: str = "--mqtt") -> MqttConfig:
+        """This configuration with its broker replaced by `url` (how `--mqtt URL` overrides a file)."""
+        try:
+            parse_mqtt_url(url)
+        except ValueError as exc:
+            raise ConfigError(source, "mqtt.url", Shown(mask_url(url)), str(exc)) from exc
+        keep = self.model_dump(exclude={"url", *_URL_PARTS})
+        return type(self).model_validate({**keep, "url": url})
+
+
+def parse_mqtt_url(url: str) -> dict[str, object]:
+    """`mqtt[s]://[user[:password]@]host[:port][/]` as MqttConfig keys; ValueError names what is wrong."""
+    try:
+        parts: SplitResult = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(
+            "not a valid mqtt:// or mqtts:// URL: the port must be a number from 1 to 65535"
+        ) from exc
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        raise ValueError("the URL must start with mqtt:// or mqtts:// (TLS)")
+    if not parts.hostname:
+        raise ValueError("the URL names no broker host")
+    if parts.path not in {"", "/"} or parts.query or parts.fragment:
+        raise ValueError("the URL takes no path, query or fragment (set mqtt.base_topic for topics)")
+    if port == 0:
+        raise ValueError("the port must be from 1 to 65535")
+    tls = _SCHEMES[scheme]
+    values: dict[str, object] = {
+        "host": parts.hostname,
+        "port": port if port is not None else (MQTTS_PORT if tls else MQTT_PORT),
+        "tls": tls,
+    }
+    if parts.username is not None:
+        values["username"] = unquote(parts.username)
+    if parts.password is not None:
+        values["password"] = SecretStr(unquote(parts.password))
+    return values
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by `***`, fit for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user = parts.username or ""
+        host = parts.netloc.rpartition("@")[2]
+        return parts._replace(netloc=f"{user}:***@{host}").geturl()
+    except ValueError:
+        return "(an unreadable URL)"
+
+
+class AppConfig(BaseSettings):
+    """The whole configuration. Build it with `load_config`; `AppConfig()` gives defaults plus environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        case_sensitive=False,
+        extra="forbid",
+        frozen=True,
+    )
+
+    # Tables default to their own defaults; `model_validate({})` because SafetyConfig's fields are typed
+    # with positional `Field` defaults that type checkers do not read as defaults.
+    safety: SafetyConfig = Field(default_factory=lambda: SafetyConfig.model_validate({}))
+    session: SessionConfig = Field(default_factory=SessionConfig)
+    ble: BleConfig = Field(default_factory=BleConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment before the init values (the file), and no .env or secrets directory."""
+        environ = _ENVIRON.get()
+        env = env_settings if environ is None else _MappingEnvSource(settings_cls, environ)
+        return env, init_settings
+
+    def with_mqtt_url(self, url: str, *, source: str = "--mqtt") -> AppConfig:
+        """This configuration with `--mqtt URL` applied (the option beats file and environment)."""
+        return self.model_copy(update={"mqtt": self.mqtt.with_url(url, source=source)})
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source, reading a given mapping instead of `os.environ`."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(
+            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] = os.environ) -> AppConfig:
+    """Defaults, overridden by the TOML file at `path` (if any), overridden by `RETRO_FTMS_*` in `env`.
+
+    Raises the first problem as a `ConfigError` (file or "environment", key, value, rule).
+    """
+    source = str(path) if path is not None else ENVIRONMENT
+    file_data = _read_file(path) if path is not None else {}
+    _check_file(file_data, source)
+    _check_env_tables(env)
+    env_source = _MappingEnvSource(AppConfig, env)
+    try:
+        env_data = env_source()
+    except SettingsError as exc:
+        raise ConfigError(ENVIRONMENT, "RETRO_FTMS_*", NOT_SET, f"cannot parse: {exc}") from exc
+    token = _ENVIRON.set(env)
+    try:
+        return AppConfig(**file_data)
+    except ValidationError as exc:
+        first = relevant_errors(exc.errors(include_url=False))[0]
+        origin = ENVIRONMENT if _provided(env_data, first["loc"]) else source
+        raise _config_error(first, origin) from exc
+    finally:
+        _ENVIRON.reset(token)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(source, "file", NOT_SET, "no such file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, "file", NOT_SET, f"cannot read the file: {exc}") from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise toml_error(exc, text, source=source, error_type=ConfigError) from exc
+
+
+def _check_file(data: Mapping[str, Any], source: str) -> None:
+    """Unknown tables, and each table alone with strict types, so file errors name the file."""
+    tables = AppConfig.model_fields
+    for name, value in data.items():
+        if name not in tables:
+            raise ConfigError(source, name, Shown("(a table)"), _unknown("table", name, tables))
+        if not isinstance(value, dict):
+            raise ConfigError(source, name, value, f"must be a table: [{name}]")
+        model = tables[name].annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise TypeError(f"AppConfig.{name} is not a table")
+        try:
+            model.model_validate(value, strict=True)
+        except ValidationError as exc:
+            first = relevant_errors(exc.errors(include_url=False))[0]
+            first["loc"] = (name, *first["loc"])
+            raise _config_error(first, source) from exc
+
+
+def _check_env_tables(env: Mapping[str, str]) -> None:
+    """`RETRO_FTMS_<TABLE>__<KEY>` with an unknown table would be ignored by the source: reject it."""
+    tables = AppConfig.model_fields
+    for name, value in env.items():
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or ENV_NESTED_DELIMITER not in upper[len(ENV_PREFIX) :]:
+            continue
+        table = upper[len(ENV_PREFIX) :].split(ENV_NESTED_DELIMITER, 1)[0].lower()
+        if table not in tables:
+            raise ConfigError(ENVIRONMENT, name, value, _unknown("table", table, tables))
+
+
+def _unknown(what: str, name: str, known: Mapping[str, object] | Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"unknown {what} (did you mean '{close[0]}'?)" if close else f"unknown {what}"
+
+
+def _provided(env_data: Mapping[str, Any], loc: tuple[int | str, ...]) -> bool:
+    """Whether the environment set the value at `loc` (or, for a table-level rule, anything in it)."""
+    node: Any = env_data
+    for part in loc:
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return bool(loc)
+
+
+def _config_error(error: ErrorDetails, source: str) -> ConfigError:
+    loc = error["loc"]
+    where = ".".join(str(part) for part in loc) or "file"
+    value = error_value(error)
+    if loc and str(loc[-1]) in _SECRET_KEYS and value is not NOT_SET:
+        value = Shown(mask_url(value) if isinstance(value, str) and loc[-1] == "url" else "***")
+    rule = explain(error, _known_keys(loc))
+    reason = _BOUND_REASONS.get((where, error["type"]))
+    if reason is None and error["type"] in _BOUND_TYPES and loc and loc[0] == "safety":
+        reason = "a ceiling of the safety contract"
+    return ConfigError(source, where, value, f"{rule} ({reason})" if reason else rule)
+
+
+def _known_keys(loc: tuple[int | str, ...]) -> tuple[str, ...]:
+    if len(loc) >= 2 and loc[0] in AppConfig.model_fields:
+        model = AppConfig.model_fields[str(loc[0])].annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            return tuple(model.model_fields)
+    return tuple(AppConfig.model_fields)

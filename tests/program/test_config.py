@@ -1,0 +1,266 @@
+"""The application configuration: precedence, error messages, the documented file, MQTT URLs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from retro_ftms.edge.config import AppConfig, MqttConfig, load_config, mask_url
+from retro_ftms.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+DOC_FILE = REPO / "config" / "retro-ftms.toml"
+STRICTER = "the default: a safety rule can only be made stricter"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "retro-ftms.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def config_error(path: Path | None, env: dict[str, str] | None = None) -> ConfigError:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env=env or {})
+    return caught.value
+
+
+# -- precedence ---------------------------------------------------------------------------------------
+
+
+def test_no_file_no_environment_gives_the_defaults() -> None:
+    config = load_config(None, env={})
+    assert config.safety.max_speed_kmh == 4.0
+    assert config.session.units == "kmh"
+    assert config.ble.cp_timeout_s == 2.0
+    assert not config.mqtt.enabled
+    assert config.mqtt.base_topic == "retro_ftms/treadmill"
+    assert config.log.level == "INFO"
+
+
+def test_environment_beats_file_beats_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, "[safety]\nmax_speed_kmh = 3.0\nmax_incline_pct = 2.0\n[ble]\ndevice = 'AA:BB'\n")
+    env = {"RETRO_FTMS_SAFETY__MAX_SPEED_KMH": "3.5", "retro_ftms_session__units": "mph", "UNRELATED": "x"}
+    config = load_config(path, env=env)
+    assert config.safety.max_speed_kmh == 3.5  # environment
+    assert config.safety.max_incline_pct == 2.0  # file
+    assert config.safety.first_speed_max_kmh == 1.6  # default
+    assert config.ble.device == "AA:BB"
+    assert config.session.units == "mph"
+
+
+def test_environment_reads_the_given_mapping_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RETRO_FTMS_SAFETY__MAX_SPEED_KMH", "2.0")
+    assert load_config(None, env={}).safety.max_speed_kmh == 4.0
+    assert load_config(None).safety.max_speed_kmh == 2.0
+
+
+def test_environment_values_are_converted() -> None:
+    env = {
+        "RETRO_FTMS_SAFETY__MAX_HEART_RATE_BPM": "150",
+        "RETRO_FTMS_MQTT__HOST": "broker",
+        "RETRO_FTMS_MQTT__TLS": "true",
+        "RETRO_FTMS_MQTT__ALLOW_REMOTE_RESUME": "1",
+        "RETRO_FTMS_LOG__FILE": "/tmp/retro.log",
+    }
+    config = load_config(None, env=env)
+    assert config.safety.max_heart_rate_bpm == 150
+    assert (config.mqtt.host, config.mqtt.tls, config.mqtt.port) == ("broker", True, 8883)
+    assert config.mqtt.allow_remote_resume is True
+    assert config.log.file == Path("/tmp/retro.log")
+
+
+def test_config_is_immutable() -> None:
+    config = load_config(None, env={})
+    with pytest.raises(ValueError, match="frozen"):
+        config.safety = config.safety
+
+
+# -- errors -------------------------------------------------------------------------------------------
+
+
+def test_ceiling_in_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[safety]\nmax_speed_kmh = 6.0\n")
+    error = config_error(path)
+    assert (error.source, error.where, error.value) == (str(path), "safety.max_speed_kmh", 6.0)
+    assert error.rule == "must be at most 5.9 (the backward-walking ceiling)"
+
+
+def test_ceiling_in_the_environment_names_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "[safety]\nmax_speed_kmh = 3.0\n")
+    error = config_error(path, {"RETRO_FTMS_SAFETY__MAX_SPEED_KMH": "7"})
+    assert (error.source, error.where, error.value) == ("environment", "safety.max_speed_kmh", "7")
+    assert error.rule == "must be at most 5.9 (the backward-walking ceiling)"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "rule"),
+    [
+        ("speed_rise_max_kmh", "0.5", f"must be at most 0.32 ({STRICTER})"),
+        ("rise_interval_s", "10", f"must be at least 15.0 ({STRICTER})"),
+        ("data_timeout_s", "30", "must be at most 10.0 (a ceiling of the safety contract)"),
+        ("max_speed_kmh", "fast", "must be a number"),
+    ],
+)
+def test_safety_rules_can_only_be_made_stricter(key: str, value: str, rule: str) -> None:
+    error = config_error(None, {f"RETRO_FTMS_SAFETY__{key.upper()}": value})
+    assert (error.where, error.rule) == (f"safety.{key}", rule)
+
+
+def test_inconsistent_safety_table(tmp_path: Path) -> None:
+    error = config_error(write(tmp_path, "[safety]\nmax_speed_kmh = 1.0\n"))
+    assert error.where == "safety"
+    assert error.rule == "first_speed_max_kmh must not exceed max_speed_kmh"
+
+
+def test_unknown_key_and_table_in_the_file(tmp_path: Path) -> None:
+    error = config_error(write(tmp_path, "[safety]\nmax_sped_kmh = 3.0\n"))
+    assert (error.where, error.rule) == ("safety.max_sped_kmh", "unknown key (did you mean 'max_speed_kmh'?)")
+    error = config_error(write(tmp_path, "[safty]\nmax_speed_kmh = 3.0\n"))
+    assert (error.where, error.rule) == ("safty", "unknown table (did you mean 'safety'?)")
+    error = config_error(write(tmp_path, "safety = 3\n"))
+    assert (error.where, error.rule) == ("safety", "must be a table: [safety]")
+
+
+def test_unknown_key_and_table_in_the_environment() -> None:
+    error = config_error(None, {"RETRO_FTMS_SAFETY__MAX_SPED": "3"})
+    assert (error.source, error.where, error.rule) == (
+        "environment",
+        "safety.max_sped",
+        "unknown key (did you mean 'max_speed_kmh'?)",
+    )
+    error = config_error(None, {"RETRO_FTMS_SAFTY__MAX_SPEED_KMH": "3"})
+    assert (error.source, error.where) == ("environment", "RETRO_FTMS_SAFTY__MAX_SPEED_KMH")
+    assert error.rule == "unknown table (did you mean 'safety'?)"
+
+
+def test_file_types_are_strict(tmp_path: Path) -> None:
+    error = config_error(write(tmp_path, "[mqtt]\nport = '1883'\n"))
+    assert (error.where, error.value, error.rule) == ("mqtt.port", "1883", "must be a whole number")
+    error = config_error(write(tmp_path, "[mqtt]\ntls = 1\n"))
+    assert (error.where, error.rule) == ("mqtt.tls", "must be true or false")
+    error = config_error(write(tmp_path, "[log]\nlevel = 'LOUD'\n"))
+    assert error.rule == "must be one of 'DEBUG', 'INFO', 'WARNING' or 'ERROR'"
+
+
+def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
+    error = config_error(write(tmp_path, "[safety]\nmax_speed_kmh = \n"))
+    assert error.where == "line 2"
+    assert error.rule.startswith("not valid TOML:")
+    error = config_error(tmp_path / "absent.toml")
+    assert (error.where, error.rule) == ("file", "no such file")
+
+
+def test_secrets_never_appear_in_errors(tmp_path: Path) -> None:
+    error = config_error(write(tmp_path, "[mqtt]\nurl = 'http://me:hunter2@broker'\n"))
+    assert "hunter2" not in str(error)
+    assert error.where == "mqtt.url"
+    assert repr(error.value) == "http://me:***@broker"
+    error = config_error(write(tmp_path, "[mqtt]\nhost = 'h'\npassword = 12345\n"))
+    assert "12345" not in str(error)
+    assert "hunter2" not in repr(load_config(None, env={"RETRO_FTMS_MQTT__URL": "mqtt://me:hunter2@h"}))
+
+
+# -- the documented file ------------------------------------------------------------------------------
+
+
+def test_documented_file_loads_to_the_defaults() -> None:
+    assert load_config(DOC_FILE, env={}) == load_config(None, env={})
+
+
+def _sections(text: str) -> dict[str, str]:
+    parts = re.split(r"^\[(\w+)\]\s*$", text, flags=re.MULTILINE)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts), 2)}
+
+
+def test_documented_file_mentions_every_key_in_its_table() -> None:
+    sections = _sections(DOC_FILE.read_text(encoding="utf-8"))
+    assert set(sections) == set(AppConfig.model_fields)
+    for table, field in AppConfig.model_fields.items():
+        model = field.annotation
+        assert isinstance(model, type)
+        assert issubclass(model, BaseModel)
+        for key in model.model_fields:
+            pattern = rf"^#?\s*{key}\s*="
+            assert re.search(pattern, sections[table], flags=re.MULTILINE), f"[{table}] {key} is undocumented"
+
+
+def test_documented_file_has_a_comment_for_every_key() -> None:
+    for line in DOC_FILE.read_text(encoding="utf-8").splitlines():
+        if re.match(r"^#?\s*\w+\s*=", line) and not line.startswith("# ") and "#" not in line:
+            assert line.split("=")[0].strip() in {"tls", "discovery_prefix"}, line
+
+
+# -- MQTT URLs ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("mqtt://broker", ("broker", 1883, False, None, None)),
+        ("mqtts://broker", ("broker", 8883, True, None, None)),
+        ("mqtt://user:pass@127.0.0.1:1884", ("127.0.0.1", 1884, False, "user", "pass")),
+        ("MQTTS://u@[::1]:9000/", ("::1", 9000, True, "u", None)),
+        ("mqtt://us%40er:p%3Ass@host", ("host", 1883, False, "us@er", "p:ss")),
+    ],
+)
+def test_mqtt_url_parts(url: str, expected: tuple[str, int, bool, str | None, str | None]) -> None:
+    config = MqttConfig.from_url(url)
+    password = config.password.get_secret_value() if config.password else None
+    assert (config.host, config.port, config.tls, config.username, password) == expected
+    assert config.enabled
+
+
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        ("http://broker", "the URL must start with mqtt:// or mqtts:// (TLS)"),
+        ("mqtt://", "the URL names no broker host"),
+        ("mqtt://broker:99999", "not a valid mqtt:// or mqtt:// URL"),
+        ("mqtt://broker:port", "not a valid mqtt:// or mqtts:// URL"),
+        ("mqtt://broker/topic", "the URL takes no path, query or fragment"),
+        ("mqtt://broker?x=1", "the URL takes no path, query or fragment"),
+    ],
+)
+def test_bad_mqtt_urls(url: str, rule: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        MqttConfig.from_url(url)
+    assert (caught.value.source, caught.value.where) == ("--mqtt", "mqtt.url")
+    assert caught.value.rule.startswith(rule.replace("mqtt:// URL", "mqtts:// URL"))
+
+
+def test_mqtt_option_overrides_file_and_keeps_the_rest(tmp_path: Path) -> None:
+    path = write(tmp_path, "[mqtt]\nhost = 'old'\nusername = 'x'\ndevice_id = 'tm2'\nkeepalive_s = 10\n")
+    config = load_config(path, env={}).with_mqtt_url("mqtts://new:secret@broker:8884")
+    mqtt = config.mqtt
+    assert (mqtt.host, mqtt.port, mqtt.tls, mqtt.username) == ("broker", 8884, True, "new")
+    assert (mqtt.device_id, mqtt.base_topic, mqtt.keepalive_s) == ("tm2", "retro_ftms/tm2", 10)
+    assert MqttConfig.from_url("mqtts://new:secret@broker:8884", base=load_config(path, env={}).mqtt) == mqtt
+
+
+def test_url_and_host_are_alternatives(tmp_path: Path) -> None:
+    error = config_error(write(tmp_path, "[mqtt]\nurl = 'mqtt://a'\nhost = 'b'\n"))
+    assert error.where == "mqtt"
+    assert error.rule.startswith("url and host are alternatives")
+
+
+def test_mqtt_derived_defaults_and_checks(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "[mqtt]\nhost = 'h'\ndevice_id = 'kitchen_1'\n"), env={})
+    assert config.mqtt.base_topic == "retro_ftms/kitchen_1"
+    assert config.mqtt.port == 1883
+    error = config_error(write(tmp_path, "[mqtt]\ndevice_id = 'a/b'\n"))
+    assert error.where == "mqtt.device_id"
+    error = config_error(write(tmp_path, "[mqtt]\nbase_topic = 'x/#'\n"))
+    assert error.where == "mqtt.base_topic"
+    error = config_error(write(tmp_path, "[mqtt]\nhost = 'h'\nca_file = 'ca.pem'\n"))
+    assert error.rule.startswith("ca_file is only used with TLS")
+    config = load_config(write(tmp_path, "[mqtt]\nhost = 'h'\ntls = true\nca_file = 'ca.pem'\n"), env={})
+    assert config.mqtt.ca_file == Path("ca.pem")
+
+
+def test_mask_url() -> None:
+    assert mask_url("mqtt://u:p@h:1") == "mqtt://u:***@h:1"
+    assert mask_url("mqtt://h") == "mqtt://h"
