@@ -1,0 +1,308 @@
+"""Composition of a session: configuration, program, treadmill link, guard, runner and the outputs.
+
+The CLI parses options into `RunOptions` and hands over a `SessionUI`; everything else about a run is
+wired here, in one place, in the order that keeps the belt safe: nothing moves before the program and the
+configuration are valid and the person has answered the pre-flight questions, and the exit stack unwinds
+the guard (which stops the belt) before the link and the simulator go away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Literal, Protocol
+
+from retro_ftms.clock import Clock
+from retro_ftms.errors import ConfigError
+from retro_ftms.events import EventBus, StateEvent
+from retro_ftms.safety.limits import EffectiveLimits
+
+if TYPE_CHECKING:
+    from retro_ftms.ble.connect import FoundTreadmill
+    from retro_ftms.ble.ftms_client import FtmsClient
+    from retro_ftms.edge.config import AppConfig
+    from retro_ftms.program import Program
+    from retro_ftms.session.control import SessionControl
+    from retro_ftms.session.runner import SessionResult, SessionRunner
+    from retro_ftms.session.snapshot import SessionSnapshot, SnapshotTracker
+    from simulator.faults import FaultSpec
+    from simulator.model import SimulatorSettings
+
+_LOGGER = logging.getLogger(__name__)
+
+EXIT_DECLINED: Final = 0  # the person said no at pre-flight: nothing moved, nothing failed
+SCAN_TIMEOUT_S: Final = 5.0
+Units = Literal["mph", "kmh"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Everything `retro-ftms run` was asked for, already parsed by the CLI."""
+
+    program: str
+    simulator: bool = False
+    device: str | None = None
+    transport: str | None = None
+    config_path: Path | None = None
+    mqtt_url: str | None = None
+    events_path: Path | None = None
+    units: Units | None = None
+    time_scale: float = 1.0
+    faults: tuple[str, ...] = ()
+    quirks: tuple[str, ...] = ()
+
+
+class SessionUI(Protocol):
+    """What a run asks of the person's terminal (or of a test standing in for it)."""
+
+    def preflight(self, program_title: str, summary: str) -> bool:
+        """Ask the pre-flight questions; False when the person declines (nothing has moved)."""
+        ...
+
+    def session_started(
+        self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        """Show the live session while the context is open."""
+        ...
+
+    def alarm(self, message: str) -> None:
+        """Say something loudly (the belt may be moving and the program cannot stop it)."""
+        ...
+
+    def finished(self, result: SessionResult, snapshot: SessionSnapshot) -> None:
+        """Show the summary at the end."""
+        ...
+
+
+def parse_faults(specs: tuple[str, ...]) -> tuple[FaultSpec, ...]:
+    from simulator.faults import FaultSpec  # noqa: PLC0415  (the simulator loads only when asked for)
+
+    faults = []
+    for spec in specs:
+        try:
+            faults.append(FaultSpec.parse(spec))
+        except ValueError as error:
+            raise ConfigError("--fault", spec, spec, str(error)) from error
+    return tuple(faults)
+
+
+def load_app_config(options: RunOptions) -> AppConfig:
+    from retro_ftms.edge.config import MqttConfig, load_config  # noqa: PLC0415
+
+    config = load_config(options.config_path)
+    if options.mqtt_url is not None:
+        config = config.model_copy(
+            update={"mqtt": MqttConfig.from_url(options.mqtt_url, base=config.mqtt)}
+        )
+    return config
+
+
+async def run_session(options: RunOptions, ui: SessionUI) -> int:
+    """Run one guided session and return its exit code (design.md).
+
+    Raises `InvalidInputError` (exit 2) before anything moves, and `BluetoothUnavailableError` or
+    `ConnectError` (exit 4) when the treadmill cannot be reached.
+    """
+    from retro_ftms.program import check_program, load_program  # noqa: PLC0415
+
+    config = load_app_config(options)
+    units: Units = options.units or config.session.units
+    program = load_program(options.program)
+    errors = check_program(program, config.safety)
+    if errors:
+        raise errors[0]
+    faults = parse_faults(options.faults)
+    if not ui.preflight(program.title, program.description):
+        return EXIT_DECLINED
+
+    clock = Clock(options.time_scale)
+    bus = EventBus(clock)
+    main_task = asyncio.current_task()
+    runner_ref: list[SessionRunner] = []
+
+    def on_signal() -> None:
+        if runner_ref:
+            runner_ref[0].request_stop("signal")
+        elif main_task is not None:
+            main_task.cancel()
+
+    with _signal_handlers(on_signal), _event_log(options.events_path, bus):
+        async with contextlib.AsyncExitStack() as stack:
+            bus.publish(StateEvent("connecting"))
+            client = await stack.enter_async_context(
+                _open_link(options, config, clock, bus, faults)
+            )
+            result, tracker = await _run_guarded(
+                client=client,
+                program=program,
+                config=config,
+                clock=clock,
+                bus=bus,
+                ui=ui,
+                units=units,
+                runner_ref=runner_ref,
+                stack=stack,
+            )
+    ui.finished(result, tracker.snapshot)
+    return result.exit_code
+
+
+async def _run_guarded(
+    *,
+    client: FtmsClient,
+    program: Program,
+    config: AppConfig,
+    clock: Clock,
+    bus: EventBus,
+    ui: SessionUI,
+    units: Units,
+    runner_ref: list[SessionRunner],
+    stack: contextlib.AsyncExitStack,
+) -> tuple[SessionResult, SnapshotTracker]:
+    from retro_ftms.program import check_program, expand  # noqa: PLC0415
+    from retro_ftms.safety import SafetyGuard  # noqa: PLC0415
+    from retro_ftms.session.runner import SessionRunner  # noqa: PLC0415
+    from retro_ftms.session.snapshot import SnapshotTracker  # noqa: PLC0415
+
+    limits = EffectiveLimits.from_config(
+        config.safety,
+        speed_range_kmh=(
+            (client.speed_range.minimum_kmh, client.speed_range.maximum_kmh) if client.speed_range else None
+        ),
+        incline_range_pct=(
+            (client.incline_range.minimum_pct, client.incline_range.maximum_pct)
+            if client.incline_range
+            else None
+        ),
+    )
+    errors = check_program(program, limits)
+    if errors:
+        raise errors[0]
+    segments = expand(program, limits)
+    tracker = SnapshotTracker(program.name, len(program.steps), segments[-1].end_s)
+    stack.callback(bus.subscribe(tracker.on_event))
+    guard = await stack.enter_async_context(SafetyGuard(client, limits, config.safety, clock, bus))
+    runner = SessionRunner(segments=segments, guard=guard, limits=limits, clock=clock, bus=bus)
+    runner_ref.append(runner)
+    bus.publish(StateEvent("ready"))
+    if config.mqtt.enabled:
+        from retro_ftms.edge.mqtt import MqttBridge  # noqa: PLC0415
+
+        await stack.enter_async_context(MqttBridge(config.mqtt, bus, runner, tracker))
+    async with ui.session_started(tracker, bus, runner, units):
+        result = await runner.run()
+    return result, tracker
+
+
+@contextlib.asynccontextmanager
+async def _open_link(
+    options: RunOptions, config: AppConfig, clock: Clock, bus: EventBus, faults: tuple[FaultSpec, ...]
+) -> AsyncIterator[FtmsClient]:
+    """The connected, set-up treadmill link: the in-process simulator, a Bumble transport or the OS stack."""
+    from retro_ftms.ble.bumble_backend import BumbleCentral  # noqa: PLC0415
+    from retro_ftms.ble.connect import connect_ftms  # noqa: PLC0415
+
+    async with contextlib.AsyncExitStack() as stack:
+        central: BumbleCentral | None = None
+        target: str
+        if options.simulator:
+            from bumble.link import LocalLink  # noqa: PLC0415
+
+            from simulator.gatt import SimulatedTreadmill  # noqa: PLC0415
+            link = LocalLink()  # type: ignore[no-untyped-call]
+            sim = await stack.enter_async_context(
+                SimulatedTreadmill(clock, simulator_settings(options.quirks), faults, bus)
+            )
+            await sim.serve_on_link(link)
+            central = await stack.enter_async_context(await BumbleCentral.on_link(link))
+            target = sim.address
+        else:
+            assert options.device is not None
+            target = options.device
+            if options.transport is not None:
+                central = await stack.enter_async_context(await BumbleCentral.open(options.transport))
+        client = await connect_ftms(
+            target,
+            central=central,
+            bus=bus,
+            cp_timeout_s=config.ble.cp_timeout_s,
+            timeout_s=config.ble.connect_timeout_s,
+        )
+        async with client:
+            yield client
+
+
+async def scan(transport: str | None, timeout_s: float = SCAN_TIMEOUT_S) -> list[FoundTreadmill]:
+    """FTMS treadmills advertising nearby, through the OS stack or a Bumble transport."""
+    from retro_ftms.ble.bumble_backend import BumbleCentral  # noqa: PLC0415
+    from retro_ftms.ble.connect import scan_treadmills  # noqa: PLC0415
+
+    if transport is None:
+        return await scan_treadmills(timeout_s)
+    async with await BumbleCentral.open(transport) as central:
+        return await scan_treadmills(timeout_s, central=central)
+
+
+async def run_simulator_process(
+    transport: str, faults: tuple[str, ...], quirks: tuple[str, ...], time_scale: float
+) -> int:
+    """`retro-ftms simulate`: serve the simulated treadmill on a Bumble transport until interrupted."""
+    from simulator.run import run_simulator  # noqa: PLC0415
+
+    parsed = parse_faults(faults)
+    settings = simulator_settings(quirks)
+    main_task = asyncio.current_task()
+
+    def on_signal() -> None:
+        if main_task is not None:
+            main_task.cancel()
+
+    with _signal_handlers(on_signal):
+        try:
+            await run_simulator(transport, parsed, settings, Clock(time_scale))
+        except asyncio.CancelledError:
+            return 0
+    return 0
+
+
+def simulator_settings(quirks: tuple[str, ...]) -> SimulatorSettings:
+    """The simulated treadmill's settings, with the named quirk profiles of real machines applied."""
+    from simulator.model import SimulatorSettings  # noqa: PLC0415
+
+    if quirks:
+        raise ConfigError("--quirk", ", ".join(quirks), quirks, "the simulator has no quirk profiles yet")
+    return SimulatorSettings()
+
+
+@contextlib.contextmanager
+def _signal_handlers(handler: Callable[[], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM call `handler` in the loop instead of raising: the belt is stopped first."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, handler)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):
+            _LOGGER.debug("cannot install a handler for %s here", sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+@contextlib.contextmanager
+def _event_log(path: Path | None, bus: EventBus) -> Iterator[None]:
+    if path is None:
+        yield
+        return
+    from retro_ftms.edge.event_log import EventLog  # noqa: PLC0415
+
+    with EventLog(path, bus):
+        yield

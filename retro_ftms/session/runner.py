@@ -1,0 +1,262 @@
+"""Session runner (layer 4): walks a validated program's segments on the clock, asking the guard for targets.
+
+The runner never talks to the treadmill: every motion goes through the guard, and the runner asks only for
+what the guard will accept (it checks first), so a well-formed program produces no refused command. When
+the guard latches, the runner ends; while the person has paused, program time stands still.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from retro_ftms.clock import Clock
+from retro_ftms.errors import ControlPointError, LinkLostError
+from retro_ftms.events import (
+    EndEvent,
+    Event,
+    EventBus,
+    Outcome,
+    SafetyEvent,
+    SafetyReason,
+    StateEvent,
+    StepEvent,
+)
+from retro_ftms.program import Segment
+from retro_ftms.safety import CommandRefused, SafetyGuard
+from retro_ftms.safety.limits import EffectiveLimits
+
+_LOGGER = logging.getLogger(__name__)
+
+# Between segment boundaries the runner re-checks its targets this often (simulated seconds): it is how
+# soon a rise that had to wait for the guard's interval goes out, and it bounds nothing safety-related.
+TICK_S: Final = 1.0
+# Targets closer than this are the same target (below the FTMS resolution of 0.01 km/h and 0.1 %).
+SPEED_EPSILON_KMH: Final = 0.005
+INCLINE_EPSILON_PCT: Final = 0.05
+
+EXIT_COMPLETED: Final = 0
+EXIT_SAFETY_STOP: Final = 3
+EXIT_INTERRUPTED: Final = 130
+EXIT_INTERNAL_ERROR: Final = 1
+
+_PERSON_REASONS: Final[frozenset[str]] = frozenset({"user", "signal"})
+
+_Request = tuple[Literal["stop"], SafetyReason] | tuple[Literal["pause", "resume"], str]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionResult:
+    """How a session ended, and the process exit code design.md assigns to it."""
+
+    outcome: Outcome
+    reason: str | None
+    exit_code: int
+    program_time_s: float
+
+
+class SessionRunner:
+    """Runs one program once: take control, start, follow the segments, stop, release control.
+
+    Implements `SessionControl` for the edge (terminal keys, MQTT): requests are queued and carried out
+    by `run()`'s own task, so the caller never waits for the treadmill.
+    """
+
+    def __init__(
+        self,
+        *,
+        segments: Sequence[Segment],
+        guard: SafetyGuard,
+        limits: EffectiveLimits,
+        clock: Clock,
+        bus: EventBus,
+    ) -> None:
+        if not segments:
+            raise ValueError("a session needs at least one segment")
+        self._segments = tuple(segments)
+        self._guard = guard
+        self._limits = limits
+        self._clock = clock
+        self._bus = bus
+        self._requests: asyncio.Queue[_Request] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._program_time_s = 0.0
+        self._step_index = -1
+        self._next_rise_s = math.inf
+        self.total_duration_s: Final = self._segments[-1].end_s
+
+    # --- SessionControl -----------------------------------------------------------------------------------
+
+    def request_stop(self, reason: SafetyReason) -> None:
+        self._requests.put_nowait(("stop", reason))
+        self._wake.set()
+
+    def request_pause(self, source: str) -> None:
+        self._requests.put_nowait(("pause", source))
+        self._wake.set()
+
+    def request_resume(self, source: str) -> str | None:
+        if self._guard.latched is not None:
+            return "no resume after a safety stop"
+        if not self._guard.paused:
+            return "not paused by the person"
+        self._requests.put_nowait(("resume", source))
+        self._wake.set()
+        return None
+
+    # --- the run --------------------------------------------------------------------------------------------
+
+    @property
+    def program_time_s(self) -> float:
+        return self._program_time_s
+
+    async def run(self) -> SessionResult:
+        """Run the program to its end or to a latch; the belt is stopped (or the alarm raised) on return."""
+        unsubscribe = self._bus.subscribe(self._on_event)
+        try:
+            return await self._run()
+        except asyncio.CancelledError:
+            await self._guard.stop("signal", "the session was cancelled")
+            raise
+        except (ControlPointError, LinkLostError) as exc:
+            _LOGGER.warning("session ended by a failed command: %s", exc)
+            await self._guard.stop("command_failed", str(exc))
+            return self._end_latched()
+        except Exception as exc:
+            _LOGGER.exception("session failed")
+            await self._guard.stop("error", f"internal error: {exc!r}")
+            self._bus.publish(StateEvent("faulted"))
+            self._bus.publish(EndEvent("error", "error"))
+            return SessionResult("error", "error", EXIT_INTERNAL_ERROR, self._program_time_s)
+        finally:
+            unsubscribe()
+
+    async def _run(self) -> SessionResult:
+        guard = self._guard
+        await guard.take_control()
+        await guard.start()  # the guard announces `running` once the machine accepts Start
+        last = self._clock.now()
+        while True:
+            if await self._handle_requests():
+                return self._end_latched()
+            if guard.latched is not None:
+                return self._end_latched()
+            now = self._clock.now()
+            if not guard.paused:
+                self._program_time_s += now - last
+            last = now
+            if self._program_time_s >= self.total_duration_s:
+                break
+            segment = self._segment_at(self._program_time_s)
+            if segment.step_index != self._step_index:
+                self._announce_step(segment)
+            if not guard.paused:
+                await self._approach(segment)
+            await self._wait(segment)
+        if await guard.finish():
+            self._bus.publish(StateEvent("completed"))
+            self._bus.publish(EndEvent("completed", None))
+            await guard.release()
+            return SessionResult("completed", None, EXIT_COMPLETED, self._program_time_s)
+        return self._end_latched()
+
+    def _end_latched(self) -> SessionResult:
+        latch = self._guard.latched
+        reason = latch.reason if latch is not None else "error"
+        self._bus.publish(EndEvent("stopped", reason))
+        code = EXIT_INTERRUPTED if reason in _PERSON_REASONS else EXIT_SAFETY_STOP
+        return SessionResult("stopped", reason, code, self._program_time_s)
+
+    async def _handle_requests(self) -> bool:
+        """Carry out queued edge requests; True when one of them stopped the session."""
+        while not self._requests.empty():
+            kind, arg = self._requests.get_nowait()
+            if kind == "stop":
+                await self._guard.stop(arg)  # type: ignore[arg-type]
+                return True
+            if kind == "pause":
+                await self._guard.pause(arg)
+            else:
+                await self._guard.resume(arg)
+        return False
+
+    def _segment_at(self, t: float) -> Segment:
+        for segment in self._segments:
+            if t < segment.end_s:
+                return segment
+        return self._segments[-1]
+
+    def _announce_step(self, segment: Segment) -> None:
+        self._step_index = segment.step_index
+        step_segments = [s for s in self._segments if s.step_index == segment.step_index]
+        duration = step_segments[-1].end_s - step_segments[0].start_s
+        self._bus.publish(
+            StepEvent(
+                index=segment.step_index,
+                name=segment.step_name,
+                target_speed_kmh=step_segments[-1].target_speed_kmh,
+                target_incline_pct=step_segments[-1].target_incline_pct,
+                duration_s=round(duration, 3),
+            )
+        )
+
+    async def _approach(self, segment: Segment) -> None:
+        """Move the commanded targets toward the segment's: decreases at once, rises once the guard allows.
+
+        The guard says which value is next and from when (`speed_step`, `incline_step`): after a resume
+        that is a fresh ramp from the first-speed limit, after a console decrease it is never.
+        """
+        guard = self._guard
+        now = self._clock.now()
+        speed = guard.speed_step(segment.target_speed_kmh)
+        current_speed = guard.target_speed_kmh
+        if speed.value < current_speed - SPEED_EPSILON_KMH:
+            await guard.set_speed(speed.value)
+        incline = guard.incline_step(segment.target_incline_pct)
+        current_incline = guard.target_incline_pct or 0.0
+        if incline.value < current_incline - INCLINE_EPSILON_PCT:
+            await guard.set_incline(incline.value)
+        self._next_rise_s = math.inf
+        if speed.value > current_speed + SPEED_EPSILON_KMH:
+            if speed.not_before_s <= now:
+                await self._rise(guard.set_speed, speed.value)
+            else:
+                self._next_rise_s = speed.not_before_s
+        elif incline.value > current_incline + INCLINE_EPSILON_PCT:
+            if incline.not_before_s <= now:
+                await self._rise(guard.set_incline, incline.value)
+            else:
+                self._next_rise_s = incline.not_before_s
+
+    async def _rise(self, command: Callable[[float], Awaitable[None]], value: float) -> None:
+        try:
+            await command(value)
+        except CommandRefused:
+            # The guard's own plan said yes a moment ago; a refusal means the situation changed between
+            # the plan and the command (a console decrease, a latch). The guard has logged it.
+            _LOGGER.info("rise to %.2f refused after the plan; re-planning", value)
+
+    async def _wait(self, segment: Segment) -> None:
+        """Sleep until the next boundary or tick, waking at once on a latch, pause, resume or request."""
+        horizon = TICK_S
+        if not self._guard.paused:
+            horizon = min(
+                horizon, segment.end_s - self._program_time_s, self._next_rise_s - self._clock.now()
+            )
+        self._wake.clear()
+        if not self._requests.empty():
+            return
+        try:
+            async with self._clock.timeout(max(horizon, 0.0)):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+
+    def _on_event(self, _t: float, event: Event) -> None:
+        if isinstance(event, SafetyEvent | StateEvent):
+            self._wake.set()
+
