@@ -1,0 +1,8 @@
+"""MQTT at the edge: live session state out, stop/pause/resume in, Home Assistant discovery."""
+
+from retro_ftms.edge.mqtt.bridge import BridgeTiming, MqttBridge
+from retro_ftms.edge.mqtt.discovery import discovery_config
+from retro_ftms.edge.mqtt.payloads import EventMessage, MqttCommand
+from retro_ftms.edge.mqtt.topics import MqttTopics
+
+__all__ = ["BridgeTiming", "EventMessage", "MqttBridge", "MqttCommand", "MqttTopics", "discovery_config"]

@@ -1,0 +1,188 @@
+"""The live state of a session as one immutable value, kept current from the event bus.
+
+MQTT publishes it as `<base>/state` (its JSON is exactly design.md's state fields) and the terminal display
+draws it, so both show the same numbers. The tracker only records: it is an `EventBus` listener that never
+blocks and never raises on a well-formed event.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict
+
+from retro_ftms.events import (
+    DataEvent,
+    EndEvent,
+    Event,
+    SafetyEvent,
+    SessionState,
+    StateEvent,
+    StepEvent,
+)
+
+# SafetyEvent actions that do not stop and latch the belt: a person's pause, a hold at a console decrease.
+NON_LATCHING_ACTIONS: Final = frozenset({"pause", "hold"})
+# Stops the person asked for themselves: the belt stops and latches, but nothing is unsafe.
+PERSON_REASONS: Final = frozenset({"user", "signal", "mqtt_stop"})
+TERMINAL_STATES: Final = frozenset({"stopped", "completed", "faulted"})
+_OUTCOME_STATE: Final[dict[str, SessionState]] = {
+    "completed": "completed",
+    "stopped": "stopped",
+    "error": "faulted",
+}
+TIME_DECIMALS: Final = 1  # elapsed/remaining to 0.1 s: finer is noise on a dashboard
+SPEED_DECIMALS: Final = 2  # FTMS speed resolution is 0.01 km/h
+INCLINE_DECIMALS: Final = 1  # FTMS incline resolution is 0.1 %
+
+
+class SessionSnapshot(BaseModel):
+    """design.md's MQTT state fields, nothing more (its JSON is the `<base>/state` payload).
+
+    Targets are the current step's targets; `None` means not known yet (before the first step or the
+    first Treadmill Data record, or a machine that does not report the value).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    state: SessionState
+    program: str
+    step_index: int | None
+    step_count: int
+    step_name: str | None
+    speed_kmh: float | None
+    incline_pct: float | None
+    target_speed_kmh: float | None
+    target_incline_pct: float | None
+    elapsed_s: float
+    remaining_s: float
+    distance_m: int | None
+    hr_bpm: int | None
+    safety_alarm: bool
+    safety_reason: str | None
+
+
+def _round(value: float | None, decimals: int) -> float | None:
+    return None if value is None else round(value, decimals)
+
+
+class SnapshotTracker:
+    """Keeps a `SessionSnapshot` current from StateEvent, StepEvent, DataEvent, SafetyEvent and EndEvent.
+
+    Subscribe it once: `bus.subscribe(tracker.on_event)`; readers (MQTT, display) share the one tracker.
+
+    Time: `elapsed_s` is program time, the simulated seconds spent in the `running` state, so it holds
+    while the session is paused or stopped exactly as the program's steps do, and `remaining_s` is
+    `total_duration_s - elapsed_s` (never below 0). The stored snapshot is as of the last event;
+    `snapshot_at(t)` extrapolates both to time `t` while running.
+
+    Safety: `safety_reason` is the reason of the latest SafetyEvent; `safety_alarm` is True once a trigger
+    stopped and latched the belt (any action but `pause`/`hold`) for a reason other than the person's own
+    stop request (`user`, `signal`, `mqtt_stop`). Both clear when the session runs again.
+
+    `version` counts changes of the stored snapshot, so a reader can tell cheaply whether to redraw.
+    """
+
+    def __init__(self, program: str, step_count: int, total_duration_s: float) -> None:
+        self.total_duration_s: Final = total_duration_s
+        self._elapsed_before_s = 0.0  # program time accumulated before the current running stretch
+        self._running_since: float | None = None
+        self._version = 0
+        self._snapshot = SessionSnapshot(
+            state="connecting",
+            program=program,
+            step_index=None,
+            step_count=step_count,
+            step_name=None,
+            speed_kmh=None,
+            incline_pct=None,
+            target_speed_kmh=None,
+            target_incline_pct=None,
+            elapsed_s=0.0,
+            remaining_s=round(total_duration_s, TIME_DECIMALS),
+            distance_m=None,
+            hr_bpm=None,
+            safety_alarm=False,
+            safety_reason=None,
+        )
+
+    @property
+    def snapshot(self) -> SessionSnapshot:
+        """The state as of the last event."""
+        return self._snapshot
+
+    @property
+    def version(self) -> int:
+        """Incremented whenever `snapshot` changes."""
+        return self._version
+
+    def snapshot_at(self, t: float) -> SessionSnapshot:
+        """The snapshot with elapsed/remaining extrapolated to session time `t` (no change to the tracker)."""
+        if self._running_since is None:
+            return self._snapshot
+        return self._snapshot.model_copy(update=self._times(t))
+
+    def on_event(self, t: float, event: Event) -> None:
+        """EventBus listener: fold one event into the snapshot."""
+        update: dict[str, object]
+        if isinstance(event, StateEvent):
+            update = self._on_state(t, event.state)
+        elif isinstance(event, StepEvent):
+            update = {
+                "step_index": event.index,
+                "step_name": event.name,
+                "target_speed_kmh": _round(event.target_speed_kmh, SPEED_DECIMALS),
+                "target_incline_pct": _round(event.target_incline_pct, INCLINE_DECIMALS),
+            }
+        elif isinstance(event, DataEvent):
+            update = {
+                "speed_kmh": _round(event.speed_kmh, SPEED_DECIMALS),
+                "incline_pct": _round(event.incline_pct, INCLINE_DECIMALS),
+                "distance_m": event.distance_m,
+                "hr_bpm": event.hr_bpm,
+            }
+        elif isinstance(event, SafetyEvent):
+            update = {"safety_reason": event.reason}
+            if event.action not in NON_LATCHING_ACTIONS and event.reason not in PERSON_REASONS:
+                update["safety_alarm"] = True
+        elif isinstance(event, EndEvent):
+            self._stop_clock(t)
+            update = {}
+            if self._snapshot.state not in TERMINAL_STATES:
+                update["state"] = _OUTCOME_STATE[event.outcome]
+        else:
+            return
+        update.update(self._times(t))
+        self._apply(update)
+
+    def _on_state(self, t: float, state: SessionState) -> dict[str, object]:
+        update: dict[str, object] = {"state": state}
+        if state == "running":
+            if self._running_since is None:
+                self._running_since = t
+            if self._snapshot.state != "running":
+                update["safety_alarm"] = False
+                update["safety_reason"] = None
+        else:
+            self._stop_clock(t)
+        return update
+
+    def _stop_clock(self, t: float) -> None:
+        if self._running_since is not None:
+            self._elapsed_before_s += max(0.0, t - self._running_since)
+            self._running_since = None
+
+    def _times(self, t: float) -> dict[str, object]:
+        elapsed = self._elapsed_before_s
+        if self._running_since is not None:
+            elapsed += max(0.0, t - self._running_since)
+        return {
+            "elapsed_s": round(elapsed, TIME_DECIMALS),
+            "remaining_s": round(max(0.0, self.total_duration_s - elapsed), TIME_DECIMALS),
+        }
+
+    def _apply(self, update: dict[str, object]) -> None:
+        snapshot = self._snapshot.model_copy(update=update)
+        if snapshot != self._snapshot:
+            self._snapshot = snapshot
+            self._version += 1

@@ -1,0 +1,116 @@
+"""Pure parts of the MQTT edge: command parsing, event JSON, discovery, the outbox, backoff."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from pydantic import ValidationError
+
+from retro_ftms.edge.mqtt.bridge import backoff_delay_s
+from retro_ftms.edge.mqtt.discovery import discovery_config
+from retro_ftms.edge.mqtt.outbox import Outbox
+from retro_ftms.edge.mqtt.payloads import EventMessage, MqttCommand, describe_payload
+from retro_ftms.edge.mqtt.topics import MqttTopics, safe_id
+from retro_ftms.events import SafetyEvent
+
+TOPICS = MqttTopics.build("retro_ftms/treadmill", "homeassistant", "treadmill")
+
+
+@pytest.mark.parametrize(
+    ("payload", "command"),
+    [(b"STOP", "STOP"), (b"stop", "STOP"), (b" Pause\n", "PAUSE"), (b"rEsUmE", "RESUME")],
+)
+def test_commands_any_case(payload: bytes, command: str) -> None:
+    assert MqttCommand.parse(payload).command == command
+
+
+@pytest.mark.parametrize(
+    "payload", [b"", b"START", b"faster", b"speed 5", b"\xff\xfe", b"STOP" * 20, b'{"command": "STOP"}']
+)
+def test_anything_else_is_rejected(payload: bytes) -> None:
+    with pytest.raises(ValidationError):
+        MqttCommand.parse(payload)
+
+
+def test_describe_payload_is_short_and_printable() -> None:
+    assert describe_payload(b"\xffabc") == "\ufffdabc"
+    assert describe_payload(b"x" * 100).endswith("...")
+
+
+def test_event_message_is_the_event_log_object() -> None:
+    message = EventMessage.from_event(1.23456, SafetyEvent("safety_key", "stop", "key pulled"))
+    assert json.loads(message.payload()) == {
+        "t": 1.235,
+        "type": "safety",
+        "reason": "safety_key",
+        "action": "stop",
+        "detail": "key pulled",
+    }
+
+
+def test_topics() -> None:
+    assert TOPICS.state == "retro_ftms/treadmill/state"
+    assert TOPICS.cmd == "retro_ftms/treadmill/cmd"
+    assert TOPICS.availability == "retro_ftms/treadmill/availability"
+    assert TOPICS.event == "retro_ftms/treadmill/event"
+    assert TOPICS.discovery == "homeassistant/device/treadmill/config"
+    assert TOPICS.ha_status == "homeassistant/status"
+    assert safe_id("my treadmill.1") == "my_treadmill_1"
+
+
+def test_discovery_config() -> None:
+    config = discovery_config(TOPICS, "treadmill", "Hall treadmill")
+    assert config["device"]["name"] == "Hall treadmill"
+    assert config["origin"]["name"]
+    assert config["state_topic"] == TOPICS.state
+    assert config["command_topic"] == TOPICS.cmd
+    assert config["availability"][0]["topic"] == TOPICS.availability
+    components = config["components"]
+    assert {"speed", "incline", "elapsed", "remaining", "distance", "heart_rate"} <= set(components)
+    assert {"session_state", "step", "safety", "stop", "pause", "resume"} <= set(components)
+    unique_ids = [component["unique_id"] for component in components.values()]
+    assert len(set(unique_ids)) == len(unique_ids)
+    assert all(re.fullmatch(r"[a-zA-Z0-9_-]+", uid) for uid in unique_ids)
+    assert "object_id" not in json.dumps(config)
+    assert components["speed"]["device_class"] == "speed"
+    assert components["speed"]["unit_of_measurement"] == "km/h"
+    assert components["distance"]["state_class"] == "total_increasing"
+    assert components["session_state"]["device_class"] == "enum"
+    assert "running" in components["session_state"]["options"]
+    assert components["safety"]["platform"] == "binary_sensor"
+    assert components["safety"]["device_class"] == "safety"
+    assert "safety_alarm" in components["safety"]["value_template"]
+    presses = {key: components[key]["payload_press"] for key in ("stop", "pause", "resume")}
+    assert presses == {"stop": "STOP", "pause": "PAUSE", "resume": "RESUME"}
+    assert all(components[key]["retain"] is False for key in presses)
+
+
+def test_outbox_drops_oldest_droppable_first() -> None:
+    box: Outbox[str] = Outbox(3)
+    box.put("safety", droppable=False)
+    box.put("refused-1", droppable=True)
+    box.put("refused-2", droppable=True)
+    box.put("end", droppable=False)
+    assert box.dropped == 1
+    seen = []
+    while (item := box.peek()) is not None:
+        seen.append(item)
+        box.pop()
+    assert seen == ["safety", "refused-2", "end"]
+
+
+def test_outbox_drops_oldest_event_only_without_droppable() -> None:
+    box: Outbox[int] = Outbox(2)
+    for item in range(4):
+        box.put(item, droppable=False)
+    assert box.peek() == 2
+    assert len(box) == 2
+    assert box.dropped == 2
+
+
+def test_backoff_doubles_with_jitter_up_to_cap() -> None:
+    for attempt, ceiling in [(0, 0.5), (1, 1.0), (2, 2.0), (6, 30.0), (100, 30.0)]:
+        delays = [backoff_delay_s(attempt, 0.5, 30.0) for _ in range(50)]
+        assert all(ceiling / 2 <= delay <= ceiling for delay in delays)

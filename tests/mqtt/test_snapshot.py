@@ -1,0 +1,135 @@
+"""SnapshotTracker: the state fields of design.md, kept current from bus events."""
+
+from __future__ import annotations
+
+import pytest
+
+from retro_ftms.events import (
+    CommandEvent,
+    DataEvent,
+    EndEvent,
+    SafetyEvent,
+    StateEvent,
+    StepEvent,
+)
+from retro_ftms.session.snapshot import SessionSnapshot, SnapshotTracker
+
+DESIGN_STATE_FIELDS = {
+    "state",
+    "program",
+    "step_index",
+    "step_count",
+    "step_name",
+    "speed_kmh",
+    "incline_pct",
+    "target_speed_kmh",
+    "target_incline_pct",
+    "elapsed_s",
+    "remaining_s",
+    "distance_m",
+    "hr_bpm",
+    "safety_alarm",
+    "safety_reason",
+}
+
+
+def test_fields_are_exactly_the_design_state_fields() -> None:
+    assert set(SessionSnapshot.model_fields) == DESIGN_STATE_FIELDS
+    tracker = SnapshotTracker("gentle", 3, 600.0)
+    assert set(tracker.snapshot.model_dump()) == DESIGN_STATE_FIELDS
+
+
+def test_initial_snapshot() -> None:
+    snapshot = SnapshotTracker("gentle", 3, 600.0).snapshot
+    assert snapshot.state == "connecting"
+    assert snapshot.program == "gentle"
+    assert snapshot.step_count == 3
+    assert snapshot.step_index is None
+    assert snapshot.elapsed_s == 0.0
+    assert snapshot.remaining_s == 600.0
+    assert snapshot.safety_alarm is False
+    assert snapshot.safety_reason is None
+
+
+def test_step_and_data_events_update_fields() -> None:
+    tracker = SnapshotTracker("gentle", 3, 600.0)
+    tracker.on_event(1.0, StateEvent("running"))
+    tracker.on_event(1.0, StepEvent(0, "warm up", 1.6, 0.0, 120.0))
+    tracker.on_event(2.0, DataEvent(1.234, 0.5, 12, 1, 88))
+    snapshot = tracker.snapshot
+    assert snapshot.state == "running"
+    assert (snapshot.step_index, snapshot.step_name) == (0, "warm up")
+    assert (snapshot.target_speed_kmh, snapshot.target_incline_pct) == (1.6, 0.0)
+    assert (snapshot.speed_kmh, snapshot.incline_pct, snapshot.distance_m, snapshot.hr_bpm) == (
+        1.23,
+        0.5,
+        12,
+        88,
+    )
+    assert snapshot.elapsed_s == 1.0
+    assert snapshot.remaining_s == 599.0
+
+
+def test_elapsed_counts_running_time_only() -> None:
+    tracker = SnapshotTracker("gentle", 1, 100.0)
+    tracker.on_event(5.0, StateEvent("running"))
+    tracker.on_event(15.0, StateEvent("paused"))
+    assert tracker.snapshot.elapsed_s == 10.0
+    assert tracker.snapshot_at(50.0).elapsed_s == 10.0  # holds while paused
+    tracker.on_event(60.0, StateEvent("running"))
+    assert tracker.snapshot_at(70.0).elapsed_s == 20.0
+    assert tracker.snapshot_at(70.0).remaining_s == 80.0
+    assert tracker.snapshot_at(500.0).remaining_s == 0.0  # never negative
+    assert tracker.snapshot.elapsed_s == 10.0  # snapshot_at does not change the tracker
+
+
+def test_version_counts_changes_only() -> None:
+    tracker = SnapshotTracker("gentle", 1, 100.0)
+    start = tracker.version
+    tracker.on_event(0.0, StateEvent("ready"))
+    assert tracker.version == start + 1
+    tracker.on_event(0.0, StateEvent("ready"))
+    tracker.on_event(0.0, CommandEvent("start"))  # not a state field
+    assert tracker.version == start + 1
+
+
+@pytest.mark.parametrize(
+    ("action", "reason", "alarm"),
+    [
+        ("stop", "safety_key", True),
+        ("alarm", "stop_unconfirmed", True),
+        ("stop", "link_lost", True),
+        ("pause", "user_stop", False),
+        ("hold", "console_override", False),
+        ("stop", "mqtt_stop", False),
+        ("stop", "signal", False),
+    ],
+)
+def test_safety_alarm_rules(action: str, reason: str, alarm: bool) -> None:
+    tracker = SnapshotTracker("gentle", 1, 100.0)
+    tracker.on_event(0.0, StateEvent("running"))
+    tracker.on_event(1.0, SafetyEvent(reason, action))  # type: ignore[arg-type]
+    assert tracker.snapshot.safety_alarm is alarm
+    assert tracker.snapshot.safety_reason == reason
+
+
+def test_alarm_clears_when_running_again() -> None:
+    tracker = SnapshotTracker("gentle", 1, 100.0)
+    tracker.on_event(0.0, StateEvent("running"))
+    tracker.on_event(1.0, SafetyEvent("safety_key", "stop"))
+    tracker.on_event(1.0, StateEvent("stopped"))
+    tracker.on_event(9.0, StateEvent("running"))
+    assert tracker.snapshot.safety_alarm is False
+    assert tracker.snapshot.safety_reason is None
+
+
+def test_end_event_freezes_time_and_sets_terminal_state() -> None:
+    tracker = SnapshotTracker("gentle", 1, 100.0)
+    tracker.on_event(0.0, StateEvent("running"))
+    tracker.on_event(40.0, EndEvent("error", "error"))
+    assert tracker.snapshot.state == "faulted"
+    assert tracker.snapshot_at(90.0).elapsed_s == 40.0
+    tracker2 = SnapshotTracker("gentle", 1, 100.0)
+    tracker2.on_event(0.0, StateEvent("completed"))
+    tracker2.on_event(0.0, EndEvent("stopped"))
+    assert tracker2.snapshot.state == "completed"  # the runner's own terminal state wins
