@@ -180,8 +180,13 @@ class SessionRunner:
                 return True
             if kind == "pause":
                 await self._guard.pause(arg)
-            else:
+                continue
+            try:
                 await self._guard.resume(arg)
+            except CommandRefused as refusal:
+                # E.g. the belt is still slowing after the pause: the guard has published the refusal,
+                # the session stays paused, and the person can ask again.
+                _LOGGER.info("resume from %s refused: %s", arg, refusal)
         return False
 
     def _segment_at(self, t: float) -> Segment:

@@ -1,0 +1,600 @@
+"""`retro-ftms`: the command line. Parses options, sets up logging, runs the session; nothing more.
+
+Exit codes (design.md): 0 completed; 2 bad usage, configuration or program (nothing moved); 3 stopped by
+a safety trigger; 4 could not connect or Bluetooth unavailable; 130 interrupted by the person (belt
+stopped first); 1 internal error (belt stopped first).
+
+Start-up time matters (`retro-ftms --help` is typed often): only typer and the standard library load at
+import; the session, BLE, simulator, MQTT and display modules are imported inside the commands. No
+signal handlers are installed here: `app.run_session` owns SIGINT/SIGTERM so it can stop the belt first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import logging.handlers
+import queue
+import signal
+import sys
+from collections.abc import Coroutine, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+
+import typer
+
+from retro_ftms import __version__
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from retro_ftms.errors import InvalidInputError
+    from retro_ftms.program import Program
+    from retro_ftms.safety.limits import SafetyConfig
+
+_LOGGER = logging.getLogger(__name__)
+
+EXIT_OK: Final = 0
+EXIT_INTERNAL_ERROR: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_CONNECT: Final = 4
+EXIT_INTERRUPTED: Final = 130
+MAX_TIME_SCALE: Final = 2000.0  # = retro_ftms.clock.MAX_TIME_SCALE, kept here so --help needs no asyncio
+MAX_SCAN_TIMEOUT_S: Final = 120.0  # a scan longer than two minutes is a typo
+LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+MPH_TO_KMH: Final = 1.609344
+
+
+class UnitsChoice(enum.StrEnum):
+    mph = "mph"
+    kmh = "kmh"
+
+
+app = typer.Typer(
+    name="retro-ftms",
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+programs_app = typer.Typer(
+    help="List, show and check backward-walking programs.",
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(programs_app, name="programs")
+
+VerboseOption = Annotated[
+    int,
+    typer.Option(
+        "--verbose",
+        "-v",
+        count=True,
+        help="Log to stderr: -v for INFO, -vv for DEBUG (default: warnings only).",
+    ),
+]
+UnitsOption = Annotated[
+    UnitsChoice | None,
+    typer.Option("--units", case_sensitive=False, help="Show speeds in mph or km/h."),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", metavar="FILE", help="Configuration file (TOML); see config/retro-ftms.toml."),
+]
+TransportOption = Annotated[
+    str | None,
+    typer.Option(
+        "--transport",
+        metavar="SPEC",
+        help="Reach the treadmill through a Bumble HCI transport instead of the system's Bluetooth: "
+        "tcp-client:127.0.0.1:PORT (a `retro-ftms simulate` elsewhere), usb:0, serial:...",
+    ),
+]
+FaultOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--fault",
+        metavar="SPEC",
+        help="Make the simulated treadmill misbehave, e.g. safety-key@12, silence@30:5 (repeatable).",
+    ),
+]
+QuirkOption = Annotated[
+    list[str] | None,
+    typer.Option("--quirk", metavar="NAME", help="Give the simulated treadmill a real machine's quirk."),
+]
+
+
+# --- plumbing -------------------------------------------------------------------------------------------
+
+
+class _Logging:
+    """Logging to stderr through a queue, so that a slow terminal never blocks the code that logs."""
+
+    listener: logging.handlers.QueueListener | None = None
+    queue_handler: logging.Handler | None = None
+    previous_level: int = logging.WARNING
+
+    @classmethod
+    def setup(cls, verbosity: int) -> None:
+        """Called by the root callback and again by a command: `-v` counts wherever it was given."""
+        level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+        root = logging.getLogger()
+        if cls.listener is not None:
+            root.setLevel(min(root.level, level))
+            return
+        cls.previous_level = root.level
+        root.setLevel(level)
+        handler = logging.StreamHandler(_StderrProxy())
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        log_queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        cls.queue_handler = logging.handlers.QueueHandler(log_queue)
+        root.addHandler(cls.queue_handler)
+        cls.listener = logging.handlers.QueueListener(log_queue, handler)
+        with signals_blocked():
+            cls.listener.start()
+
+    @classmethod
+    def close(cls) -> None:
+        root = logging.getLogger()
+        if cls.queue_handler is not None:
+            root.removeHandler(cls.queue_handler)
+            cls.queue_handler = None
+        if cls.listener is not None:
+            cls.listener.stop()  # writes what is still queued
+            cls.listener = None
+            root.setLevel(cls.previous_level)
+
+
+@contextlib.contextmanager
+def signals_blocked() -> Iterator[None]:
+    """Threads started inside inherit a mask that blocks SIGINT and SIGTERM, so the main thread gets them.
+
+    A signal goes to any thread that does not block it. Landing on a helper thread, a Ctrl-C would not
+    interrupt the main thread's blocking `input()` at a pre-flight question, and the person would have to
+    press Enter before it took effect.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class _StderrProxy:
+    """Writes to whatever `sys.stderr` is at the time (the live display redirects it while it runs)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _fail(code: int, message: str) -> typer.Exit:
+    """Print a one-line error to stderr and return the `typer.Exit` to raise."""
+    typer.echo(f"retro-ftms: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _usage_error(command: str, message: str) -> typer.Exit:
+    return _fail(EXIT_USAGE, f"{message} (see 'retro-ftms {command} --help')")
+
+
+def _run_async(coroutine: Coroutine[Any, Any, int]) -> int:
+    """Run a command's coroutine and map what escapes it to design.md's exit codes, one line each."""
+    import asyncio  # noqa: PLC0415
+
+    from retro_ftms.errors import (  # noqa: PLC0415
+        BluetoothUnavailableError,
+        ConnectError,
+        InvalidInputError,
+    )
+
+    try:
+        return asyncio.run(coroutine)
+    except InvalidInputError as error:
+        raise _fail(EXIT_USAGE, str(error)) from None
+    except (BluetoothUnavailableError, ConnectError) as error:
+        raise _fail(EXIT_CONNECT, str(error)) from None
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        raise _fail(EXIT_INTERRUPTED, "interrupted") from None
+    except Exception as error:
+        _LOGGER.info("internal error", exc_info=True)
+        raise _fail(
+            EXIT_INTERNAL_ERROR, f"internal error: {error!r} (run with -v for the traceback)"
+        ) from None
+
+
+@contextlib.contextmanager
+def _invalid_input_exits() -> Iterator[None]:
+    """`InvalidInputError` outside a coroutine (loading a program or configuration) is exit 2."""
+    from retro_ftms.errors import InvalidInputError  # noqa: PLC0415
+
+    try:
+        yield
+    except InvalidInputError as error:
+        raise _fail(EXIT_USAGE, str(error)) from None
+
+
+def _units(choice: UnitsChoice | None) -> Literal["mph", "kmh"] | None:
+    if choice is None:
+        return None
+    return "mph" if choice is UnitsChoice.mph else "kmh"
+
+
+def _check_time_scale(command: str, value: float) -> None:
+    if not 0 < value <= MAX_TIME_SCALE:  # also rejects nan
+        raise _usage_error(
+            command, f"--time-scale must be above 0 and at most {MAX_TIME_SCALE:g}, not {value:g}"
+        )
+
+
+def _check_faults(command: str, faults: list[str]) -> None:
+    from simulator.faults import FaultSpec  # noqa: PLC0415
+
+    for spec in faults:
+        try:
+            FaultSpec.parse(spec)
+        except ValueError as error:
+            raise _usage_error(command, f"--fault: {error}") from None
+
+
+def _stdout_console() -> Console:
+    from rich.console import Console  # noqa: PLC0415
+
+    return Console(highlight=False)
+
+
+# --- commands ---------------------------------------------------------------------------------------------
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"retro-ftms {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    verbose: VerboseOption = 0,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Guided backward walking on a Bluetooth FTMS treadmill, with a hard safety guard.
+
+    Exit codes: 0 completed; 2 bad usage, configuration or program (nothing moved); 3 stopped by a safety
+    trigger; 4 could not connect or Bluetooth unavailable; 130 interrupted (belt stopped first); 1 internal
+    error (belt stopped first).
+    """
+    _Logging.setup(verbose)
+    ctx.call_on_close(_Logging.close)
+
+
+@app.command()
+def run(
+    *,
+    program: Annotated[
+        str,
+        typer.Option(
+            "--program", metavar="NAME|FILE", help="A built-in program (see 'programs list') or a file."
+        ),
+    ],
+    simulator: Annotated[
+        bool,
+        typer.Option("--simulator", help="Run against the bundled simulated treadmill, in this process."),
+    ] = False,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", metavar="ADDRESS|NAME", help="The treadmill's Bluetooth address or name."),
+    ] = None,
+    time_scale: Annotated[
+        float | None,
+        typer.Option(
+            "--time-scale",
+            metavar="X",
+            help=f"With --simulator: run X times faster than real time (0 < X <= {MAX_TIME_SCALE:g}).",
+        ),
+    ] = None,
+    fault: FaultOption = None,
+    quirk: QuirkOption = None,
+    transport: TransportOption = None,
+    config: ConfigOption = None,
+    mqtt: Annotated[
+        str | None,
+        typer.Option(
+            "--mqtt", metavar="URL", help="Publish state to MQTT: mqtt://user:pass@host:port (mqtts:// TLS)."
+        ),
+    ] = None,
+    events: Annotated[
+        Path | None, typer.Option("--events", metavar="FILE", help="Write the event log (JSON Lines) here.")
+    ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Skip the pre-flight safety questions (for scripts and tests)."),
+    ] = False,
+    units: UnitsOption = None,
+    verbose: VerboseOption = 0,
+) -> None:
+    """Run a guided backward-walking session.
+
+    On the bundled simulator (--simulator) or a real treadmill (--device). Before the belt moves you are
+    asked the pre-flight safety questions. During the session: space or s stops the belt, p pauses,
+    r resumes, Ctrl-C stops the belt and quits.
+    """
+    _Logging.setup(verbose)
+    faults, quirks = fault or [], quirk or []
+    if simulator and device is not None:
+        raise _usage_error("run", "--simulator and --device exclude each other: choose one")
+    if not simulator and device is None:
+        raise _usage_error("run", "say which treadmill: --simulator, or --device ADDRESS|NAME")
+    if not simulator:
+        for name, given in (
+            ("--time-scale", time_scale is not None),
+            ("--fault", faults),
+            ("--quirk", quirks),
+        ):
+            if given:
+                raise _usage_error("run", f"{name} needs --simulator (a real treadmill runs as it is)")
+    elif transport is not None:
+        raise _usage_error("run", "--transport goes with --device (the in-process simulator needs none)")
+    if time_scale is not None:
+        _check_time_scale("run", time_scale)
+    _check_faults("run", faults)
+    if events is not None and (events.is_dir() or not events.parent.is_dir()):
+        raise _usage_error("run", f"--events {events}: not a file in an existing folder")
+
+    from retro_ftms.edge.keys import is_terminal, stdin_fd  # noqa: PLC0415
+
+    if not yes and not is_terminal(stdin_fd()):
+        from retro_ftms.edge.preflight import NO_TERMINAL_RULE  # noqa: PLC0415
+
+        raise _fail(EXIT_USAGE, f"stdin is not a terminal: {NO_TERMINAL_RULE}")
+
+    from retro_ftms.edge.app import RunOptions, run_session  # noqa: PLC0415
+    from retro_ftms.edge.display import TerminalUI  # noqa: PLC0415
+
+    options = RunOptions(
+        program=program,
+        simulator=simulator,
+        device=device,
+        transport=transport,
+        config_path=config,
+        mqtt_url=mqtt,
+        events_path=events,
+        units=_units(units),
+        time_scale=1.0 if time_scale is None else time_scale,
+        faults=tuple(faults),
+        quirks=tuple(quirks),
+    )
+    ui = TerminalUI(_stdout_console(), assume_yes=yes)
+    raise typer.Exit(_run_async(run_session(options, ui)))
+
+
+@app.command()
+def scan(
+    transport: TransportOption = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", metavar="S", help="Seconds to listen (default: 5).")
+    ] = None,
+    verbose: VerboseOption = 0,
+) -> None:
+    """List FTMS treadmills advertising nearby."""
+    _Logging.setup(verbose)
+    if timeout is not None and not 0 < timeout <= MAX_SCAN_TIMEOUT_S:
+        raise _usage_error("scan", f"--timeout must be above 0 and at most {MAX_SCAN_TIMEOUT_S:g} s")
+
+    from retro_ftms.edge import app as edge_app  # noqa: PLC0415
+
+    timeout_s = edge_app.SCAN_TIMEOUT_S if timeout is None else timeout
+
+    async def scan_and_show() -> int:
+        found = await edge_app.scan(transport, timeout_s)
+        console = _stdout_console()
+        if not found:
+            console.print(
+                f"No FTMS treadmill found in {timeout_s:g} s. Is it switched on, awake (press a button on "
+                "the console) and not connected to another app?",
+                markup=False,
+            )
+            return EXIT_OK
+        from rich.table import Table  # noqa: PLC0415
+
+        table = Table(title="FTMS treadmills")
+        for column in ("name", "address", "signal", "available"):
+            table.add_column(column)
+        for treadmill in found:
+            data = treadmill.service_data
+            available = "?" if data is None else "yes" if data.available else "no (busy)"
+            table.add_row(treadmill.name or "-", treadmill.address, f"{treadmill.rssi} dBm", available)
+        console.print(table)
+        return EXIT_OK
+
+    raise typer.Exit(_run_async(scan_and_show()))
+
+
+@app.command()
+def simulate(
+    transport: Annotated[
+        str,
+        typer.Option(
+            "--transport",
+            metavar="SPEC",
+            help="Where to serve: tcp-server:127.0.0.1:PORT (no radio), usb:0 or serial:... "
+            "(a real BLE device).",
+        ),
+    ],
+    fault: FaultOption = None,
+    quirk: QuirkOption = None,
+    time_scale: Annotated[
+        float,
+        typer.Option(
+            "--time-scale", metavar="X", help="Run the treadmill's clock X times faster than real time."
+        ),
+    ] = 1.0,
+    verbose: VerboseOption = 0,
+) -> None:
+    """Run the simulated treadmill alone, as a BLE peripheral.
+
+    It serves on a Bumble transport until Ctrl-C: tcp-server:127.0.0.1:PORT needs no radio (connect with
+    `retro-ftms run --device ... --transport tcp-client:127.0.0.1:PORT`); usb:0 or serial:... make it a
+    real BLE device.
+    """
+    _Logging.setup(verbose)
+    faults = fault or []
+    _check_time_scale("simulate", time_scale)
+    _check_faults("simulate", faults)
+
+    from retro_ftms.edge.app import run_simulator_process  # noqa: PLC0415
+
+    typer.echo(f"simulated treadmill on {transport} (Ctrl-C to stop)", err=True)
+    raise typer.Exit(
+        _run_async(run_simulator_process(transport, tuple(faults), tuple(quirk or []), time_scale))
+    )
+
+
+# --- programs ---------------------------------------------------------------------------------------------
+
+
+def _speed_text(program: Program, kmh: float, units: Literal["mph", "kmh"] | None) -> str:
+    """A speed in the asked-for units, or else in the program's own."""
+    from retro_ftms.edge.display import format_speed  # noqa: PLC0415
+
+    return format_speed(kmh, units or program.units)
+
+
+def _speed_range(program: Program, units: Literal["mph", "kmh"] | None) -> str:
+    speeds = [program.speed_kmh(step.speed) for step in program.steps]
+    low, high = _speed_text(program, min(speeds), units), _speed_text(program, max(speeds), units)
+    return low if low == high else f"{low.split()[0]}-{high}"
+
+
+def _duration(seconds: float) -> str:
+    from retro_ftms.edge.display import format_duration  # noqa: PLC0415
+
+    return format_duration(seconds)
+
+
+@programs_app.command("list")
+def programs_list(units: UnitsOption = None) -> None:
+    """List the built-in programs."""
+    from rich.table import Table  # noqa: PLC0415
+
+    from retro_ftms.program import builtin_names, load_program  # noqa: PLC0415
+
+    with _invalid_input_exits():
+        programs = [load_program(name) for name in builtin_names()]
+    table = Table(title="Built-in programs")
+    for column in ("name", "title", "duration", "speeds", "steps"):
+        table.add_column(column, no_wrap=column in {"name", "duration", "speeds"})
+    for program in programs:
+        table.add_row(
+            program.name,
+            program.title,
+            _duration(program.duration_s),
+            _speed_range(program, _units(units)),
+            str(len(program.steps)),
+        )
+    _stdout_console().print(table)
+
+
+@programs_app.command("show")
+def programs_show(
+    name: Annotated[str, typer.Argument(metavar="NAME|FILE", help="A built-in program's name, or a file.")],
+    units: UnitsOption = None,
+) -> None:
+    """Show a program's steps and where its numbers come from."""
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    from retro_ftms.program import load_program  # noqa: PLC0415
+
+    with _invalid_input_exits():
+        program = load_program(name)
+    console = _stdout_console()
+    console.print(Text(f"{program.title} ({program.name})", style="bold"))
+    if program.description:
+        console.print(Text(program.description))
+    table = Table(title=f"{len(program.steps)} steps, {_duration(program.duration_s)}", title_justify="left")
+    for column in ("#", "name", "kind", "speed", "incline", "duration"):
+        table.add_column(column, no_wrap=column != "name")
+    for number, step in enumerate(program.steps, start=1):
+        table.add_row(
+            str(number),
+            step.name,
+            step.kind,
+            _speed_text(program, program.speed_kmh(step.speed), _units(units)),
+            f"{step.incline:.1f} %",
+            _duration(step.seconds),
+        )
+    console.print(table)
+    notes = [(number, step) for number, step in enumerate(program.steps, start=1) if step.note]
+    if notes:
+        console.print(Text("Notes", style="bold"))
+        for number, step in notes:
+            console.print(Text(f"{number}. {step.name}: {step.note}"))
+    if program.sources:
+        console.print(Text("Sources", style="bold"))
+        for source in program.sources:
+            console.print(Text(f"- {source}"), soft_wrap=False)
+    console.print(Text(f"From {program.source}", style="dim"))
+
+
+def _problems(target: str, safety: SafetyConfig) -> tuple[Program | None, Sequence[InvalidInputError]]:
+    """Every way the program breaks the file format or the safety rules (all of them, not just the first)."""
+    import tomllib  # noqa: PLC0415
+
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from retro_ftms.errors import ProgramError  # noqa: PLC0415
+    from retro_ftms.program import check_program, load_program  # noqa: PLC0415
+    from retro_ftms.program.model import validation_errors  # noqa: PLC0415
+
+    try:
+        program = load_program(target)
+    except ProgramError as error:
+        cause = error.__cause__  # `Program.from_data` raises the first of these, from the ValidationError
+        path = Path(target)
+        if isinstance(cause, ValidationError) and path.is_file():
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            return None, validation_errors(cause, data, source=error.source)
+        return None, [error]
+    return program, check_program(program, safety)
+
+
+@programs_app.command("check")
+def programs_check(
+    file: Annotated[str, typer.Argument(metavar="FILE", help="The program file to check.")],
+    config: ConfigOption = None,
+) -> None:
+    """Check a program file against the format and the safety rules.
+
+    Prints OK (exit 0) or every problem, naming the step, the value and the rule (exit 2). With --config,
+    against that configuration's (stricter) safety rules.
+    """
+    from retro_ftms.edge.config import load_config  # noqa: PLC0415
+
+    with _invalid_input_exits():
+        safety = load_config(config).safety
+    program, problems = _problems(file, safety)
+    if problems:
+        for problem in problems:
+            typer.echo(str(problem))
+        count = len(problems)
+        typer.echo(f"{file}: {count} problem{'s' if count > 1 else ''}; this program would not run")
+        raise typer.Exit(EXIT_USAGE)
+    assert program is not None
+    typer.echo(
+        f"OK {file}: {program.title}, {len(program.steps)} steps, {_duration(program.duration_s)}, "
+        f"speeds {_speed_range(program, None)}"
+    )
+
+
+def main() -> None:
+    """The `retro-ftms` console script."""
+    app(prog_name="retro-ftms")

@@ -1,0 +1,127 @@
+"""The pre-flight questions: asked before anything moves, every one must be answered yes.
+
+They are the checks a physiotherapist would make before a person walks backward on a belt: the safety key
+that stops the machine if they fall, facing away from the console, hands on the rails, and knowing how to
+stop. `--yes` skips them (the person or script vouches for them); without a terminal to ask on, and
+without `--yes`, the run is refused rather than started unasked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Final, TextIO, cast
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.prompt import Confirm
+from rich.text import Text
+
+from retro_ftms.edge.keys import KEYS_HELP, is_terminal, stdin_fd
+from retro_ftms.errors import ConfigError
+
+QUESTIONS: Final = (
+    "Is the safety key's clip attached to your clothing at the hip?",
+    "Are you standing on the belt facing away from the console, ready to walk backward?",
+    "Are both hands on the side rails?",
+    f"Do you know how to stop? Keys here: {KEYS_HELP}; on the treadmill: its stop button, or pull the "
+    "safety key.",
+)
+POLL_INTERVAL_S: Final = 0.2  # wall seconds: how late a Ctrl-C at a question may be noticed, at worst
+LINE_MAX_BYTES: Final = 4096  # one answer line; a terminal's canonical mode hands over one line per read
+DECLINED_MESSAGE: Final = "Nothing moved: the belt was not started. Run again when you are ready."
+NO_TERMINAL_RULE: Final = (
+    "the pre-flight safety questions need a terminal to ask on: run in a terminal, or pass --yes once you "
+    "have checked them yourself"
+)
+
+
+def no_terminal_error() -> ConfigError:
+    """The exit-2 refusal when stdin is not a terminal and `--yes` was not given."""
+    return ConfigError("--yes", "stdin", "not a terminal", NO_TERMINAL_RULE)
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Let Ctrl-C interrupt a blocking question at once.
+
+    `asyncio.run` replaces the SIGINT handler with one that only cancels the main task at its next await,
+    which a blocking `input()` never reaches; while asking, the default handler raises KeyboardInterrupt.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class TerminalLines:
+    """Answer lines from a terminal in canonical mode, read so that Ctrl-C is never held up.
+
+    A plain `input()` can miss a Ctrl-C that arrives just before it blocks in `read()`: the handler then
+    waits for Enter. Waiting for a line with a short `select` timeout runs pending signal handlers at least
+    every `POLL_INTERVAL_S`. `os.read` on the descriptor (not `sys.stdin`) keeps no buffered input behind
+    for the key reader to miss.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def readline(self) -> str:
+        while not select.select([self._fd], [], [], POLL_INTERVAL_S)[0]:
+            pass
+        return os.read(self._fd, LINE_MAX_BYTES).decode("utf-8", errors="replace")
+
+
+def ask_preflight(
+    console: Console,
+    program_title: str,
+    summary: str,
+    *,
+    assume_yes: bool,
+    stream: TextIO | None = None,
+    interactive: bool | None = None,
+) -> bool:
+    """Ask every question; True only when all are answered yes.
+
+    `stream` is where answers are read (default: stdin when it is a terminal); `interactive` overrides
+    whether there is someone to ask (default: whether there is a stream). Raises `ConfigError` when there
+    is no terminal and no `--yes`.
+    """
+    if assume_yes:
+        console.print(Text(f"Pre-flight questions skipped (--yes): {program_title}", style="bold"))
+        return True
+    if stream is None:
+        fd = stdin_fd()
+        if fd is not None and is_terminal(fd):
+            stream = cast(TextIO, TerminalLines(fd))  # rich's prompt only calls `readline()`
+    if interactive is None:
+        interactive = stream is not None
+    if not interactive:
+        raise no_terminal_error()
+    body = Text.assemble(
+        (f"{summary.strip()}\n\n" if summary.strip() else ""),
+        ("Nothing moves until you have answered yes to every question.", "bold"),
+    )
+    console.print(Panel(body, title=Text(program_title, style="bold"), title_align="left", expand=False))
+    with _interruptible():
+        for question in QUESTIONS:
+            try:
+                answer = Confirm.ask(question, console=console, default=False, stream=stream)
+            except EOFError:
+                answer = False
+            except KeyboardInterrupt:
+                console.print()  # end the question's line before the exit message
+                raise
+            if not answer:
+                console.print(Text(DECLINED_MESSAGE, style="bold yellow"))
+                return False
+    console.print(Text("All set. Connecting to the treadmill; the belt starts slowly.", style="bold green"))
+    return True

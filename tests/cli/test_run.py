@@ -1,0 +1,248 @@
+"""`retro-ftms run --simulator` end to end: in-process with --yes, and as a person at a terminal (a pty).
+
+The pty tests drive the real console script: the pre-flight questions read with `input()`, the live
+display, the key reader in cbreak mode, and SIGINT handled by the session, so they run in a subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import sys
+import termios
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+from typer.testing import CliRunner
+
+from retro_ftms.edge.cli import app
+from retro_ftms.edge.preflight import QUESTIONS
+
+SCRIPT: Final = Path(sys.executable).parent / "retro-ftms"
+# Modest scales: the guard's 3 s data timeout is 150 ms of wall time at 20, which a loaded 2-core machine
+# can miss between two Treadmill Data records (then the session ends in `stale_data`, correctly).
+TIME_SCALE: Final = "20"
+SLOW_TIME_SCALE: Final = "5"  # the pty tests act while the first step runs: 60 s simulated = 12 s wall
+SHORT_PROGRAM: Final = str(Path(__file__).parent / "data" / "short.toml")  # 50 s: 2.5 s wall at 20
+WAIT_S: Final = 30.0  # wall seconds for a subprocess that imports bumble on a loaded 2-core machine
+TERMINAL_ROWS: Final = 40
+TERMINAL_COLUMNS: Final = 120
+_ANSI: Final = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|\][^\a]*\a|[()][A-Z0-9]|[=>])")
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def end_of(path: Path) -> dict[str, Any]:
+    """The `end` record's outcome and reason (the log goes on while the link closes)."""
+    ends = [record for record in read_events(path) if record["type"] == "end"]
+    assert len(ends) == 1, ends
+    return {"outcome": ends[0]["outcome"], "reason": ends[0]["reason"]}
+
+
+def test_run_simulator_completes(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--simulator",
+            "--program",
+            SHORT_PROGRAM,
+            "--yes",
+            "--time-scale",
+            TIME_SCALE,
+            "--events",
+            str(events),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "step 1/2 Start" in result.stdout
+    assert "step 2/2 Slower" in result.stdout
+    assert "the program completed" in result.stdout
+    assert end_of(events) == {"outcome": "completed", "reason": None}
+    assert "\x1b" not in result.stdout  # not a terminal: plain lines, no live panel
+
+
+def test_run_simulator_safety_key_is_exit_3(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--simulator",
+            "--program",
+            SHORT_PROGRAM,
+            "--yes",
+            "--time-scale",
+            TIME_SCALE,
+            "--fault",
+            "safety-key@20",
+            "--events",
+            str(events),
+        ],
+    )
+    assert result.exit_code == 3, result.output
+    assert "the safety key was pulled" in result.stdout
+    assert "3: stopped by a safety trigger" in result.stdout
+    assert any(r["type"] == "safety" and r["reason"] == "safety_key" for r in read_events(events))
+
+
+# --- a person at a terminal ---------------------------------------------------------------------------
+
+
+@dataclass
+class Terminal:
+    """The parent side of a pty running `retro-ftms`; `screen` is everything it wrote, escapes removed."""
+
+    master: int
+    process: asyncio.subprocess.Process
+    raw: bytearray = field(default_factory=bytearray)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def screen(self) -> str:
+        return _ANSI.sub("", self.raw.decode("utf-8", errors="replace"))
+
+    def on_readable(self) -> None:
+        try:
+            data = os.read(self.master, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            asyncio.get_running_loop().remove_reader(self.master)
+        self.raw.extend(data)
+        self.changed.set()
+
+    async def wait_for(self, text: str, *, after: int = 0) -> int:
+        """Wait until `text` appears (at or after offset `after` of the screen); return where it ends."""
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                index = self.screen.find(text, after)
+                if index >= 0:
+                    return index + len(text)
+                self.changed.clear()
+                await self.changed.wait()
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    async def exit_code(self) -> int:
+        async with asyncio.timeout(WAIT_S):
+            return await self.process.wait()
+
+
+@contextlib.asynccontextmanager
+async def terminal(*args: str) -> AsyncIterator[Terminal]:
+    master, slave = os.openpty()
+    termios.tcsetwinsize(slave, (TERMINAL_ROWS, TERMINAL_COLUMNS))
+    env = {
+        **os.environ,
+        "TERM": "xterm-256color",
+        "COLUMNS": str(TERMINAL_COLUMNS),
+        "LINES": str(TERMINAL_ROWS),
+    }
+    try:
+        process = await asyncio.create_subprocess_exec(
+            str(SCRIPT), *args, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+        )
+    finally:
+        os.close(slave)
+    term = Terminal(master, process)
+    loop = asyncio.get_running_loop()
+    loop.add_reader(master, term.on_readable)
+    try:
+        yield term
+    finally:
+        loop.remove_reader(master)
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        os.close(master)
+
+
+async def answer_preflight(term: Terminal, answers: list[bytes]) -> None:
+    offset = 0
+    for question, answer in zip(QUESTIONS, answers, strict=False):
+        offset = await term.wait_for(question[:30], after=offset)
+        term.type(answer + b"\r")
+
+
+def run_args(events: Path) -> list[str]:
+    return [
+        "run",
+        "--simulator",
+        "--program",
+        "first-steps",
+        "--time-scale",
+        SLOW_TIME_SCALE,
+        "--events",
+        str(events),
+    ]
+
+
+async def test_person_answers_yes_and_stops_with_a_key(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    async with terminal(*run_args(events)) as term:
+        await answer_preflight(term, [b"y"] * len(QUESTIONS))
+        offset = await term.wait_for("step 1/5")
+        term.type(b"p")
+        offset = await term.wait_for("paused", after=offset)
+        offset = await term.wait_for("0.0 km/h", after=offset)  # the belt has stopped
+        term.type(b"r")
+        offset = await term.wait_for("resume requested", after=offset)
+        term.type(b"s")
+        await term.wait_for("Session summary", after=offset)
+        assert await term.exit_code() == 130, term.screen[-3000:]
+    assert "space/s stop the belt" in term.screen
+    assert "130: interrupted by you" in term.screen
+    assert any(r["type"] == "safety" and r["reason"] == "user" for r in read_events(events))
+    assert end_of(events) == {"outcome": "stopped", "reason": "user"}
+
+
+async def test_person_says_no_and_nothing_moves(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    async with terminal(*run_args(events)) as term:
+        await answer_preflight(term, [b"y", b"n"])
+        await term.wait_for("Nothing moved")
+        assert await term.exit_code() == 0, term.screen[-3000:]
+    assert not events.exists()
+
+
+async def test_ctrl_c_stops_the_belt_first(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    async with terminal(*run_args(events)) as term:
+        await answer_preflight(term, [b"y"] * len(QUESTIONS))
+        await term.wait_for("step 1/5")
+        term.process.send_signal(signal.SIGINT)
+        assert await term.exit_code() == 130, term.screen[-3000:]
+    assert any(r["type"] == "safety" and r["reason"] == "signal" for r in read_events(events))
+    assert end_of(events) == {"outcome": "stopped", "reason": "signal"}
+
+
+async def test_ctrl_c_at_a_question_exits_130_quietly(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    async with terminal(*run_args(events)) as term:
+        await term.wait_for(QUESTIONS[0][:30])
+        term.process.send_signal(signal.SIGINT)
+        assert await term.exit_code() == 130, term.screen[-3000:]
+    assert "Traceback" not in term.screen
+    assert not events.exists()
+
+
+@pytest.mark.parametrize("fault", ["safety-key@5"])
+async def test_safety_stop_is_shown_loudly(tmp_path: Path, fault: str) -> None:
+    events = tmp_path / "events.jsonl"
+    async with terminal(*run_args(events), "--fault", fault) as term:
+        await answer_preflight(term, [b"y"] * len(QUESTIONS))
+        await term.wait_for("SAFETY STOP: the safety key was pulled")
+        assert await term.exit_code() == 3, term.screen[-3000:]
+    assert "3: stopped by a safety trigger" in term.screen
