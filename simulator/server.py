@@ -1,0 +1,520 @@
+"""The FTMS server state machine of the simulated treadmill, independent of any transport.
+
+Every input (a Control Point write, a console button, a fault, the passing of time) is a method that
+returns the messages the machine sends because of it, addressed to concrete clients; the GATT adapter
+(`simulator.gatt`) delivers them, and the unit tests read them directly. Parameters of requests are
+decoded here with plain `int.from_bytes`, not with the project codec, so that a codec mistake shows up
+as a disagreement instead of hiding on both sides; outgoing values are encoded with the codec.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from retro_ftms.clock import Clock
+from retro_ftms.codec import (
+    ControlPointResponse,
+    FitnessMachineFeature,
+    InclinationRange,
+    MachineFeature,
+    MachineStatus,
+    OpCode,
+    ResultCode,
+    SpeedRange,
+    TargetSettingFeature,
+    TrainingStatus,
+    TrainingStatusCode,
+    TreadmillData,
+)
+from simulator.faults import FaultKind, FaultSpec
+from simulator.model import BeltState, ModelSnapshot, SimulatorSettings, TreadmillModel, quantize
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_ATT_MTU: Final = 23
+ATT_HEADER_BYTES: Final = 3  # a notification carries ATT_MTU - 3 bytes of value
+_UINT16_MAX: Final = 0xFFFF
+_UINT24_MAX: Final = 0xFF_FFFF
+_ELEVATION_MAX_M: Final = 6553.4  # uint16 at 0.1 m
+_SUPPORTED_OPS: Final = frozenset(
+    {
+        OpCode.REQUEST_CONTROL,
+        OpCode.RESET,
+        OpCode.SET_TARGET_SPEED,
+        OpCode.SET_TARGET_INCLINATION,
+        OpCode.START_OR_RESUME,
+        OpCode.STOP_OR_PAUSE,
+    }
+)
+_STOP: Final = 0x01
+_PAUSE: Final = 0x02
+
+# Malformed Treadmill Data records of a `garbage` fault: each is cut short inside a field its flags
+# announce, so no decoder can read it (trailing bytes or unknown flags alone would be tolerated).
+GARBAGE_RECORDS: Final[tuple[bytes, ...]] = (
+    b"\x00",  # half of the flags
+    b"\x00\x00\xe8",  # speed cut after one byte
+    b"\x04\x04\xe8\x03\x10",  # distance and elapsed announced, one byte of distance
+    b"\x08\x00\x64\x00\x05",  # inclination and ramp announced, one byte
+    b"\x00\x01\x64\x00",  # heart rate announced, missing
+)
+
+ClientId = Hashable
+EventHook = Callable[[str, dict[str, Any]], None]
+
+
+class Channel(enum.StrEnum):
+    """The characteristic a message goes out on (CONTROL_POINT is an indication, the rest notify)."""
+
+    CONTROL_POINT = "control_point"
+    MACHINE_STATUS = "machine_status"
+    TRAINING_STATUS = "training_status"
+    TREADMILL_DATA = "treadmill_data"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One notification or indication value for one client."""
+
+    client: ClientId
+    channel: Channel
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedRequest:
+    """A Control Point write the server processed, at simulated time `t_s`."""
+
+    t_s: float
+    client: ClientId
+    data: bytes
+
+    @property
+    def op(self) -> int:
+        return self.data[0]
+
+
+class FtmsServer:
+    """Control permission, procedures and result codes, statuses and data of one treadmill.
+
+    One client at a time holds control. Permission ends on disconnect, on Reset, or when the machine
+    takes it away (`control-lost`). Machine Status goes to every connected client on every change,
+    console changes included, as most treadmills do.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        settings: SimulatorSettings | None = None,
+        *,
+        on_event: EventHook | None = None,
+    ) -> None:
+        self.clock = clock
+        self.settings = settings or SimulatorSettings()
+        self.model = TreadmillModel(clock, self.settings)
+        self.received: list[ReceivedRequest] = []
+        self.first_start_at: float | None = None
+        self._on_event = on_event
+        self._mtu: dict[ClientId, int] = {}
+        self._controller: ClientId | None = None
+        self._training = TrainingStatusCode.IDLE
+        self._safety_key_in = True
+        # Fault state.
+        self._control_locked = False
+        self._ignore_stop = False
+        self._cp_silent = False
+        self._pending_error: int | None = None
+        self._silent_until = -math.inf
+        # Treadmill Data schedule.
+        self._last_data_t: float | None = None
+        self._rest_record_pending = False
+        self._motion_unreported = False  # the belt was told to run and has not been seen at rest since
+
+    # -- readable values ----------------------------------------------------------------------------------
+
+    @property
+    def feature(self) -> FitnessMachineFeature:
+        f = self.settings.fields
+        machine = MachineFeature(0)
+        for enabled, bit in (
+            (f.average_speed, MachineFeature.AVERAGE_SPEED),
+            (f.total_distance, MachineFeature.TOTAL_DISTANCE),
+            (f.inclination, MachineFeature.INCLINATION),
+            (f.elevation_gain, MachineFeature.ELEVATION_GAIN),
+            (f.expended_energy, MachineFeature.EXPENDED_ENERGY),
+            (self.settings.heart_rate is not None, MachineFeature.HEART_RATE_MEASUREMENT),
+            (f.metabolic_equivalent, MachineFeature.METABOLIC_EQUIVALENT),
+            (f.elapsed_time, MachineFeature.ELAPSED_TIME),
+        ):
+            if enabled:
+                machine |= bit
+        return FitnessMachineFeature(
+            machine, TargetSettingFeature.SPEED_TARGET | TargetSettingFeature.INCLINATION_TARGET
+        )
+
+    @property
+    def speed_range(self) -> SpeedRange:
+        s = self.settings
+        return SpeedRange(s.speed_min_kmh, s.speed_max_kmh, s.speed_step_kmh)
+
+    @property
+    def inclination_range(self) -> InclinationRange:
+        s = self.settings
+        return InclinationRange(s.incline_min_pct, s.incline_max_pct, s.incline_step_pct)
+
+    @property
+    def training_status(self) -> TrainingStatus:
+        return TrainingStatus(self._training)
+
+    @property
+    def controller(self) -> ClientId | None:
+        """The client holding control permission, if any."""
+        return self._controller
+
+    @property
+    def clients(self) -> tuple[ClientId, ...]:
+        return tuple(self._mtu)
+
+    @property
+    def safety_key_in(self) -> bool:
+        return self._safety_key_in
+
+    # -- connections -----------------------------------------------------------------------------------
+
+    def connect(self, client: ClientId, att_mtu: int = DEFAULT_ATT_MTU) -> None:
+        self._mtu[client] = att_mtu
+
+    def set_mtu(self, client: ClientId, att_mtu: int) -> None:
+        if client in self._mtu:
+            self._mtu[client] = att_mtu
+
+    def disconnect(self, client: ClientId) -> None:
+        """The link dropped: control ends with it, the belt keeps doing what it did."""
+        self._mtu.pop(client, None)
+        if self._controller == client:
+            self._controller = None
+
+    # -- Control Point ------------------------------------------------------------------------------------
+
+    def handle_control_point(self, client: ClientId, data: bytes) -> list[Outgoing]:
+        """Run one Control Point procedure; the response indication (if any) comes first in the list."""
+        if not data:
+            raise ValueError("a Control Point write carries at least the op code")
+        now = self.clock.now()
+        self.received.append(ReceivedRequest(now, client, bytes(data)))
+        self._emit("cp_received", {"op": _op_name(data[0]), "data": bytes(data).hex()})
+        op, parameter = data[0], bytes(data[1:])
+        after: list[Outgoing] = []
+        if self._pending_error is not None:
+            result = self._pending_error
+            self._pending_error = None
+            _LOGGER.info("cp-error fault: answering op 0x%02x with 0x%02x", op, result)
+        else:
+            result, after = self._procedure(client, op, parameter)
+        if self._cp_silent:
+            return after
+        return [self._response(client, op, result), *after]
+
+    def _procedure(self, client: ClientId, op: int, parameter: bytes) -> tuple[int, list[Outgoing]]:
+        if op not in _SUPPORTED_OPS:
+            return ResultCode.OP_CODE_NOT_SUPPORTED, []
+        if op == OpCode.REQUEST_CONTROL:
+            if parameter:
+                return ResultCode.INVALID_PARAMETER, []
+            if self._control_locked or self._controller not in (None, client):
+                return ResultCode.CONTROL_NOT_PERMITTED, []
+            self._controller = client
+            return ResultCode.SUCCESS, []
+        if self._controller != client:
+            return ResultCode.CONTROL_NOT_PERMITTED, []
+        if op == OpCode.RESET:
+            if parameter:
+                return ResultCode.INVALID_PARAMETER, []
+            return ResultCode.SUCCESS, self._machine_reset()
+        if op == OpCode.SET_TARGET_SPEED:
+            if len(parameter) != 2:
+                return ResultCode.INVALID_PARAMETER, []
+            kmh = int.from_bytes(parameter, "little") / 100
+            if not self.settings.speed_in_range(kmh):
+                return ResultCode.INVALID_PARAMETER, []
+            return ResultCode.SUCCESS, self._set_speed(kmh)
+        if op == OpCode.SET_TARGET_INCLINATION:
+            if len(parameter) != 2:
+                return ResultCode.INVALID_PARAMETER, []
+            pct = int.from_bytes(parameter, "little", signed=True) / 10
+            if not self.settings.incline_in_range(pct):
+                return ResultCode.INVALID_PARAMETER, []
+            return ResultCode.SUCCESS, self._set_incline(pct)
+        if op == OpCode.START_OR_RESUME:
+            if parameter:
+                return ResultCode.INVALID_PARAMETER, []
+            if not self._safety_key_in or self.model.state is BeltState.RUNNING:
+                return ResultCode.OPERATION_FAILED, []
+            if self.first_start_at is None:
+                self.first_start_at = self.clock.now()
+            return ResultCode.SUCCESS, self._start()
+        # STOP_OR_PAUSE
+        if len(parameter) != 1 or parameter[0] not in (_STOP, _PAUSE):
+            return ResultCode.INVALID_PARAMETER, []
+        pause = parameter[0] == _PAUSE
+        state = self.model.state
+        if state is BeltState.STOPPED or (pause and state is BeltState.PAUSED):
+            return ResultCode.OPERATION_FAILED, []
+        if self._ignore_stop:
+            _LOGGER.info("ignore-stop fault: %s answered Success, belt keeps running", parameter.hex())
+            return ResultCode.SUCCESS, []
+        return ResultCode.SUCCESS, self._pause() if pause else self._stop()
+
+    def _response(self, client: ClientId, op: int, result: int) -> Outgoing:
+        payload = bytes(ControlPointResponse(op, ResultCode(result)))
+        return Outgoing(client, Channel.CONTROL_POINT, payload)
+
+    # -- console (the buttons on the machine) ---------------------------------------------------------------
+
+    def console_set_speed(self, kmh: float) -> list[Outgoing]:
+        """The person presses speed keys: the target snaps to the machine's grid and range."""
+        s = self.settings
+        kmh = min(s.speed_max_kmh, max(s.speed_min_kmh, quantize(kmh, s.speed_step_kmh)))
+        return self._set_speed(kmh)
+
+    def console_set_incline(self, pct: float) -> list[Outgoing]:
+        s = self.settings
+        pct = min(s.incline_max_pct, max(s.incline_min_pct, quantize(pct, s.incline_step_pct)))
+        return self._set_incline(pct)
+
+    def console_start(self) -> list[Outgoing]:
+        """Start/resume from the console; nothing happens without the safety key or when running."""
+        if not self._safety_key_in or self.model.state is BeltState.RUNNING:
+            return []
+        return self._start()
+
+    def console_stop(self) -> list[Outgoing]:
+        if self.model.state is BeltState.STOPPED:
+            return []
+        return self._stop()
+
+    def console_pause(self) -> list[Outgoing]:
+        if self.model.state is not BeltState.RUNNING:
+            return []
+        return self._pause()
+
+    def pull_safety_key(self) -> list[Outgoing]:
+        """The clip comes off: the belt stops and will not start until the key is back."""
+        self._safety_key_in = False
+        self.model.stop()
+        return [
+            *self._to_all(Channel.MACHINE_STATUS, bytes(MachineStatus.stopped_by_safety_key())),
+            *self._set_training(TrainingStatusCode.POST_WORKOUT),
+        ]
+
+    def insert_safety_key(self) -> None:
+        self._safety_key_in = True
+
+    # -- faults ------------------------------------------------------------------------------------------
+
+    def apply_fault(self, fault: FaultSpec) -> list[Outgoing]:
+        """Make the machine misbehave as `fault` says; `disconnect` is the transport's job."""
+        self._emit("fault", {"spec": str(fault), "kind": str(fault.kind)})
+        _LOGGER.info("fault %s", fault)
+        kind = fault.kind
+        if kind is FaultKind.SAFETY_KEY:
+            return self.pull_safety_key()
+        if kind is FaultKind.USER_STOP:
+            return self.console_stop()
+        if kind is FaultKind.USER_PAUSE:
+            return self.console_pause()
+        if kind is FaultKind.CONTROL_LOST:
+            lost = self._controller
+            self._controller = None
+            self._control_locked = True
+            if lost is None or lost not in self._mtu:
+                return []
+            return [Outgoing(lost, Channel.MACHINE_STATUS, bytes(MachineStatus.control_permission_lost()))]
+        if kind is FaultKind.RESET:
+            return self._machine_reset()
+        if kind is FaultKind.SILENCE:
+            self._silent_until = self.clock.now() + _arg(fault)
+            return []
+        if kind is FaultKind.CONSOLE_SPEED:
+            return self.console_set_speed(_arg(fault))
+        if kind is FaultKind.CONSOLE_INCLINE:
+            return self.console_set_incline(_arg(fault))
+        if kind is FaultKind.OVERSPEED:
+            self.model.force_speed(_arg(fault))
+            return []
+        if kind is FaultKind.IGNORE_STOP:
+            self._ignore_stop = True
+            return []
+        if kind is FaultKind.CP_TIMEOUT:
+            self._cp_silent = True
+            return []
+        if kind is FaultKind.CP_ERROR:
+            self._pending_error = fault.code
+            return []
+        if kind is FaultKind.GARBAGE:
+            return [
+                Outgoing(client, Channel.TREADMILL_DATA, record)
+                for record in GARBAGE_RECORDS
+                for client in self._mtu
+            ]
+        return []  # DISCONNECT: the GATT adapter drops the links
+
+    # -- Treadmill Data -----------------------------------------------------------------------------------
+
+    def data_due_at(self) -> float | None:
+        """Simulated time the data clock next has something to do (a record, or the belt coming to
+        rest), or None while the belt is at rest and reported so."""
+        times: list[float] = []
+        record_due = self._record_due_at(self.clock.now())
+        if record_due is not None:
+            times.append(max(record_due, self._silent_until))
+        if self._motion_unreported and self.model.belt_goal_kmh() <= 0:
+            times.append(self.model.belt_settles_at())
+        return min(times, default=None)
+
+    def poll_data(self) -> list[Outgoing]:
+        """The Treadmill Data record due now (fragmented per client MTU), if one is due.
+
+        Also notes the moment the belt comes to rest (the `belt_stopped` event), silence or not.
+        """
+        now = self.clock.now()
+        if self._motion_unreported and not self.model.belt_moving() and self.model.belt_goal_kmh() <= 0:
+            self._motion_unreported = False
+            self._emit("belt_stopped", {})
+        due = self._record_due_at(now)
+        if due is None or max(due, self._silent_until) > now:
+            return []
+        # Keep a steady one-second grid unless the loop fell a whole interval behind.
+        self._last_data_t = due if now - due < self.settings.notify_interval_s else now
+        self._rest_record_pending = self._data_active()
+        record = self.record(self.model.snapshot(now))
+        out: list[Outgoing] = []
+        for client, mtu in self._mtu.items():
+            out.extend(
+                Outgoing(client, Channel.TREADMILL_DATA, fragment)
+                for fragment in record.fragments(mtu - ATT_HEADER_BYTES)
+            )
+        return out
+
+    def _record_due_at(self, now: float) -> float | None:
+        """When the next record is due, silence aside: on a one-second grid while the belt runs or
+        moves, and one more the moment it has come to rest."""
+        interval = self.settings.notify_interval_s
+        if self._data_active():
+            last = self._last_data_t
+            due = now if last is None or last + interval < now - interval else last + interval
+            if self.model.state is not BeltState.RUNNING:
+                due = min(due, self.model.belt_settles_at())  # the record at rest goes out on time
+            return due
+        if self._rest_record_pending:
+            return now
+        return None
+
+    def record(self, snap: ModelSnapshot) -> TreadmillData:
+        """The Treadmill Data record of one snapshot, with the fields the settings enable."""
+        f = self.settings.fields
+        incline = snap.incline_pct
+        per_minute_kcal = snap.energy_per_minute_kcal
+        return TreadmillData(
+            speed_kmh=round(snap.speed_kmh, 2),
+            average_speed_kmh=round(snap.average_speed_kmh, 2) if f.average_speed else None,
+            total_distance_m=min(_UINT24_MAX, int(snap.distance_m)) if f.total_distance else None,
+            incline_pct=round(incline, 1) if f.inclination else None,
+            ramp_angle_deg=round(math.degrees(math.atan(incline / 100)), 1) if f.inclination else None,
+            positive_elevation_gain_m=(
+                min(_ELEVATION_MAX_M, round(snap.positive_elevation_m, 1)) if f.elevation_gain else None
+            ),
+            negative_elevation_gain_m=(
+                min(_ELEVATION_MAX_M, round(snap.negative_elevation_m, 1)) if f.elevation_gain else None
+            ),
+            total_energy_kcal=min(_UINT16_MAX - 1, int(snap.total_energy_kcal))
+            if f.expended_energy
+            else None,
+            energy_per_hour_kcal=(
+                min(_UINT16_MAX - 1, round(per_minute_kcal * 60)) if f.expended_energy else None
+            ),
+            energy_per_minute_kcal=min(0xFE, round(per_minute_kcal)) if f.expended_energy else None,
+            heart_rate_bpm=min(0xFF, snap.heart_rate_bpm) if snap.heart_rate_bpm is not None else None,
+            metabolic_equivalent=round(snap.metabolic_equivalent, 1) if f.metabolic_equivalent else None,
+            elapsed_time_s=min(_UINT16_MAX, int(snap.elapsed_s)) if f.elapsed_time else None,
+        )
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    def _data_active(self) -> bool:
+        return self.model.state is BeltState.RUNNING or self.model.belt_moving()
+
+    def _set_speed(self, kmh: float) -> list[Outgoing]:
+        self.model.set_target_speed(kmh)
+        return [
+            *self._to_all(Channel.MACHINE_STATUS, bytes(MachineStatus.target_speed_changed(kmh))),
+            *self._pre_workout(),
+        ]
+
+    def _set_incline(self, pct: float) -> list[Outgoing]:
+        self.model.set_target_incline(pct)
+        return [
+            *self._to_all(Channel.MACHINE_STATUS, bytes(MachineStatus.target_incline_changed(pct))),
+            *self._pre_workout(),
+        ]
+
+    def _start(self) -> list[Outgoing]:
+        self.model.start()
+        self._motion_unreported = True
+        return [
+            *self._to_all(Channel.MACHINE_STATUS, bytes(MachineStatus.started_by_user())),
+            *self._set_training(TrainingStatusCode.MANUAL_MODE),
+        ]
+
+    def _stop(self) -> list[Outgoing]:
+        self.model.stop()
+        return [
+            *self._to_all(Channel.MACHINE_STATUS, bytes(MachineStatus.stopped_by_user())),
+            *self._set_training(TrainingStatusCode.POST_WORKOUT),
+        ]
+
+    def _pause(self) -> list[Outgoing]:
+        self.model.pause()
+        return self._to_all(Channel.MACHINE_STATUS, bytes(MachineStatus.paused_by_user()))
+
+    def _machine_reset(self) -> list[Outgoing]:
+        """Targets to zero, counters zeroed, belt stops, Idle, and nobody holds control any more."""
+        self.model.reset()
+        self._controller = None
+        return [
+            *self._to_all(Channel.MACHINE_STATUS, bytes(MachineStatus.reset())),
+            *self._set_training(TrainingStatusCode.IDLE),
+        ]
+
+    def _pre_workout(self) -> list[Outgoing]:
+        if self._training in (TrainingStatusCode.IDLE, TrainingStatusCode.POST_WORKOUT):
+            return self._set_training(TrainingStatusCode.PRE_WORKOUT)
+        return []
+
+    def _set_training(self, status: TrainingStatusCode) -> list[Outgoing]:
+        if status == self._training:
+            return []
+        self._training = status
+        return self._to_all(Channel.TRAINING_STATUS, bytes(TrainingStatus(status)))
+
+    def _to_all(self, channel: Channel, payload: bytes) -> list[Outgoing]:
+        return [Outgoing(client, channel, payload) for client in self._mtu]
+
+    def _emit(self, event: str, detail: dict[str, Any]) -> None:
+        if self._on_event is not None:
+            self._on_event(event, detail)
+
+
+def _arg(fault: FaultSpec) -> float:
+    if fault.argument is None:
+        raise ValueError(f"fault {fault} needs an argument")
+    return fault.argument
+
+
+def _op_name(op: int) -> str:
+    return OpCode(op).name.lower() if op in OpCode._value2member_map_ else f"rfu_0x{op:02x}"
