@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from retro_ftms.ble.connect import FoundTreadmill
     from retro_ftms.ble.ftms_client import FtmsClient
     from retro_ftms.edge.config import AppConfig
+    from retro_ftms.edge.mqtt import MqttBridge
     from retro_ftms.program import Program
     from retro_ftms.session.control import SessionControl
     from retro_ftms.session.runner import SessionResult, SessionRunner
@@ -37,6 +38,9 @@ _LOGGER = logging.getLogger(__name__)
 
 EXIT_DECLINED: Final = 0  # the person said no at pre-flight: nothing moved, nothing failed
 SCAN_TIMEOUT_S: Final = 5.0
+# Wall seconds the session gives the broker before the belt starts, so that `online` and discovery go out
+# first; a broker that is slow or gone costs this once, at the start, and never delays a stop or a step.
+MQTT_STARTUP_WAIT_S: Final = 1.0
 Units = Literal["mph", "kmh"]
 
 
@@ -74,9 +78,28 @@ class SessionUI(Protocol):
         """Say something loudly (the belt may be moving and the program cannot stop it)."""
         ...
 
+    def notice(self, message: str) -> None:
+        """Say something quietly: worth knowing, but not about the belt (e.g. why MQTT is not working)."""
+        ...
+
     def finished(self, result: SessionResult, snapshot: SessionSnapshot) -> None:
         """Show the summary at the end."""
         ...
+
+
+@dataclass(slots=True)
+class _MqttNotices:
+    """The run's MQTT bridge, if any, and the problem the person was last told about (told once)."""
+
+    bridge: MqttBridge | None = None
+    told: str | None = None
+
+    def tell(self, ui: SessionUI) -> None:
+        """Tell the person why MQTT is not working, unless that is what they were told last."""
+        error = None if self.bridge is None else self.bridge.last_error
+        if error is not None and error != self.told:
+            ui.notice(error)
+            self.told = error
 
 
 def parse_faults(specs: tuple[str, ...]) -> tuple[FaultSpec, ...]:
@@ -96,9 +119,7 @@ def load_app_config(options: RunOptions) -> AppConfig:
 
     config = load_config(options.config_path)
     if options.mqtt_url is not None:
-        config = config.model_copy(
-            update={"mqtt": MqttConfig.from_url(options.mqtt_url, base=config.mqtt)}
-        )
+        config = config.model_copy(update={"mqtt": MqttConfig.from_url(options.mqtt_url, base=config.mqtt)})
     return config
 
 
@@ -124,6 +145,7 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
     bus = EventBus(clock)
     main_task = asyncio.current_task()
     runner_ref: list[SessionRunner] = []
+    mqtt = _MqttNotices()
 
     def on_signal() -> None:
         if runner_ref:
@@ -134,9 +156,7 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
     with _signal_handlers(on_signal), _event_log(options.events_path, bus):
         async with contextlib.AsyncExitStack() as stack:
             bus.publish(StateEvent("connecting"))
-            client = await stack.enter_async_context(
-                _open_link(options, config, clock, bus, faults)
-            )
+            client = await stack.enter_async_context(_open_link(options, config, clock, bus, faults))
             result, tracker = await _run_guarded(
                 client=client,
                 program=program,
@@ -146,8 +166,10 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
                 ui=ui,
                 units=units,
                 runner_ref=runner_ref,
+                mqtt=mqtt,
                 stack=stack,
             )
+    mqtt.tell(ui)
     ui.finished(result, tracker.snapshot)
     return result.exit_code
 
@@ -162,6 +184,7 @@ async def _run_guarded(
     ui: SessionUI,
     units: Units,
     runner_ref: list[SessionRunner],
+    mqtt: _MqttNotices,
     stack: contextlib.AsyncExitStack,
 ) -> tuple[SessionResult, SnapshotTracker]:
     from retro_ftms.program import check_program, expand  # noqa: PLC0415
@@ -188,12 +211,17 @@ async def _run_guarded(
     stack.callback(bus.subscribe(tracker.on_event))
     guard = await stack.enter_async_context(SafetyGuard(client, limits, config.safety, clock, bus))
     runner = SessionRunner(segments=segments, guard=guard, limits=limits, clock=clock, bus=bus)
-    runner_ref.append(runner)
     bus.publish(StateEvent("ready"))
     if config.mqtt.enabled:
         from retro_ftms.edge.mqtt import MqttBridge  # noqa: PLC0415
 
-        await stack.enter_async_context(MqttBridge(config.mqtt, bus, runner, tracker))
+        # Before `runner_ref` is set, so that a signal during the wait ends the run before the belt moves.
+        mqtt.bridge = await stack.enter_async_context(MqttBridge(config.mqtt, bus, runner, tracker))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(MQTT_STARTUP_WAIT_S):
+                await mqtt.bridge.wait_until(lambda b: b.connected or b.last_error is not None)
+        mqtt.tell(ui)
+    runner_ref.append(runner)
     async with ui.session_started(tracker, bus, runner, units):
         result = await runner.run()
     return result, tracker
@@ -214,6 +242,7 @@ async def _open_link(
             from bumble.link import LocalLink  # noqa: PLC0415
 
             from simulator.gatt import SimulatedTreadmill  # noqa: PLC0415
+
             link = LocalLink()  # type: ignore[no-untyped-call]
             sim = await stack.enter_async_context(
                 SimulatedTreadmill(clock, simulator_settings(options.quirks), faults, bus)
