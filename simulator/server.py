@@ -41,6 +41,7 @@ ATT_HEADER_BYTES: Final = 3  # a notification carries ATT_MTU - 3 bytes of value
 _UINT16_MAX: Final = 0xFFFF
 _UINT24_MAX: Final = 0xFF_FFFF
 _ELEVATION_MAX_M: Final = 6553.4  # uint16 at 0.1 m
+_AT_REST_KMH: Final = 1e-9  # belt speed at or below this is at rest (as `TreadmillModel.belt_moving`)
 _SUPPORTED_OPS: Final = frozenset(
     {
         OpCode.REQUEST_CONTROL,
@@ -382,8 +383,9 @@ class FtmsServer:
 
         Also notes the moment the belt comes to rest (the `belt_stopped` event), silence or not.
         """
-        now = self.clock.now()
-        if self._motion_unreported and not self.model.belt_moving() and self.model.belt_goal_kmh() <= 0:
+        now = self.clock.now()  # the one reading of the clock: every decision below is about `now`
+        snap = self.model.snapshot(now)
+        if self._motion_unreported and snap.speed_kmh <= _AT_REST_KMH and self.model.belt_goal_kmh() <= 0:
             self._motion_unreported = False
             self._emit("belt_stopped", {})
         due = self._record_due_at(now)
@@ -391,8 +393,10 @@ class FtmsServer:
             return []
         # Keep a steady one-second grid unless the loop fell a whole interval behind.
         self._last_data_t = due if now - due < self.settings.notify_interval_s else now
-        self._rest_record_pending = self._data_active()
-        record = self.record(self.model.snapshot(now))
+        record = self.record(snap)
+        # Until a record has said "at rest" (speed 0, not running), one more is owed once the belt rests:
+        # decided from the record sent, so a belt that rests just after this sample still gets its zero.
+        self._rest_record_pending = snap.state is BeltState.RUNNING or record.speed_kmh != 0.0
         out: list[Outgoing] = []
         for client, mtu in self._mtu.items():
             out.extend(
@@ -405,7 +409,7 @@ class FtmsServer:
         """When the next record is due, silence aside: on a one-second grid while the belt runs or
         moves, and one more the moment it has come to rest."""
         interval = self.settings.notify_interval_s
-        if self._data_active():
+        if self._data_active_at(now):
             last = self._last_data_t
             due = now if last is None or last + interval < now - interval else last + interval
             if self.model.state is not BeltState.RUNNING:
@@ -446,8 +450,9 @@ class FtmsServer:
 
     # -- internals -------------------------------------------------------------------------------------
 
-    def _data_active(self) -> bool:
-        return self.model.state is BeltState.RUNNING or self.model.belt_moving()
+    def _data_active_at(self, now: float) -> bool:
+        """Whether records go out on the one-second grid at `now`: running, or the belt still moving."""
+        return self.model.state is BeltState.RUNNING or self.model.snapshot(now).speed_kmh > _AT_REST_KMH
 
     def _set_speed(self, kmh: float) -> list[Outgoing]:
         self.model.set_target_speed(kmh)

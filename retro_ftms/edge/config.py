@@ -207,7 +207,9 @@ class MqttConfig(BaseModel):
 
     @model_validator(mode="after")
     def _ca_needs_tls(self) -> Self:
-        if self.ca_file is not None and not self.tls:
+        """A CA file is only used with TLS. Checked once a broker is given: a file may name the CA and
+        leave the broker, and with it TLS, to `--mqtt mqtts://...` (checked again by `with_url`)."""
+        if self.ca_file is not None and self.host is not None and not self.tls:
             raise ValueError("ca_file is only used with TLS: set tls = true (or use an mqtts:// url)")
         return self
 
@@ -223,11 +225,19 @@ class MqttConfig(BaseModel):
     def with_url(self, url: str, *, source: str = "--mqtt") -> MqttConfig:
         """This configuration with its broker replaced by `url` (how `--mqtt URL` overrides a file)."""
         try:
-            parse_mqtt_url(url)
+            tls = parse_mqtt_url(url)["tls"]
         except ValueError as exc:
             raise ConfigError(source, "mqtt.url", Shown(mask_url(url)), str(exc)) from exc
+        if self.ca_file is not None and not tls:
+            rule = "mqtt.ca_file is only used with TLS: use an mqtts:// url (or remove ca_file)"
+            raise ConfigError(source, "mqtt.url", Shown(mask_url(url)), rule)
         keep = self.model_dump(exclude={"url", *_URL_PARTS})
-        return type(self).model_validate({**keep, "url": url})
+        try:
+            return type(self).model_validate({**keep, "url": url})
+        except ValidationError as exc:
+            first = relevant_errors(exc.errors(include_url=False))[0]
+            rule = explain(first, tuple(type(self).model_fields))
+            raise ConfigError(source, "mqtt.url", Shown(mask_url(url)), rule) from exc
 
 
 def parse_mqtt_url(url: str) -> dict[str, object]:

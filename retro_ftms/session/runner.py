@@ -125,7 +125,7 @@ class SessionRunner:
         except (ControlPointError, LinkLostError) as exc:
             _LOGGER.warning("session ended by a failed command: %s", exc)
             await self._guard.stop("command_failed", str(exc))
-            return self._end_latched()
+            return await self._end_latched()
         except Exception as exc:
             _LOGGER.exception("session failed")
             await self._guard.stop("error", f"internal error: {exc!r}")
@@ -137,14 +137,21 @@ class SessionRunner:
 
     async def _run(self) -> SessionResult:
         guard = self._guard
+        # The person may have asked for a stop or a pause while the link was coming up: honour it first.
+        if await self._handle_requests():
+            return await self._end_latched()
         await guard.take_control()
+        if await self._handle_requests():
+            return await self._end_latched()
+        if guard.paused and not await guard.wait_resumed():
+            return await self._end_latched()
         await guard.start()  # the guard announces `running` once the machine accepts Start
         last = self._clock.now()
         while True:
             if await self._handle_requests():
-                return self._end_latched()
+                return await self._end_latched()
             if guard.latched is not None:
-                return self._end_latched()
+                return await self._end_latched()
             now = self._clock.now()
             if not guard.paused:
                 self._program_time_s += now - last
@@ -162,11 +169,12 @@ class SessionRunner:
             self._bus.publish(EndEvent("completed", None))
             await guard.release()
             return SessionResult("completed", None, EXIT_COMPLETED, self._program_time_s)
-        return self._end_latched()
+        return await self._end_latched()
 
-    def _end_latched(self) -> SessionResult:
-        latch = self._guard.latched
-        reason = latch.reason if latch is not None else "error"
+    async def _end_latched(self) -> SessionResult:
+        """End after a latch, once the guard's stop procedure has been confirmed or has raised the alarm."""
+        await self._guard.wait_stopped()
+        reason = self._guard.reason or "error"
         self._bus.publish(EndEvent("stopped", reason))
         code = EXIT_INTERRUPTED if reason in _PERSON_REASONS else EXIT_SAFETY_STOP
         return SessionResult("stopped", reason, code, self._program_time_s)

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import aiomqtt
+import pytest
+
 from retro_ftms.clock import Clock
 from retro_ftms.edge.config import MqttConfig
 from retro_ftms.edge.mqtt.bridge import (
@@ -353,6 +356,46 @@ async def test_clean_exit_is_bounded_with_a_frozen_broker(mosquitto_broker: Mosq
     async with Recorder(mosquitto_broker, topics=(topics.availability,)) as late:
         offline = await late.wait_topic(topics.availability)
     assert (offline.payload, offline.retain) == (b"offline", True)
+
+
+async def test_what_the_session_queued_during_a_slow_publish_goes_out_before_offline(
+    mosquitto_broker: MosquittoBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session ends while a state publish waits for its PUBACK (a slow broker): once it completes,
+    the safety event, the end and the final state still go out, and `offline` only after them."""
+    rig = Rig()
+    config = config_for(mosquitto_broker)
+    topics = topics_of(config)
+    slow, waiting, acknowledged = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    publish = aiomqtt.Client.publish
+
+    async def slow_state(client: aiomqtt.Client, topic: str, *args: Any, **kwargs: Any) -> None:
+        if slow.is_set() and topic == topics.state:
+            waiting.set()
+            await acknowledged.wait()
+        await publish(client, topic, *args, **kwargs)
+
+    monkeypatch.setattr(aiomqtt.Client, "publish", slow_state)
+    async with Recorder(mosquitto_broker) as recorder:
+        async with rig.bridge(config):
+            rig.bus.publish(StateEvent("running"))
+            await recorder.wait_topic(topics.state, is_state(state="running"))
+            slow.set()
+            rig.bus.publish(DataEvent(1.0, 0.0, 1, 1, None))
+            async with asyncio.timeout(WAIT_S):
+                await waiting.wait()
+            rig.bus.publish(SafetyEvent("safety_key", "stop", "key pulled"))
+            rig.bus.publish(StateEvent("stopped"))
+            rig.bus.publish(EndEvent("stopped", "safety_key"))
+            # Runs once `__aexit__` has set closing and waits for the bridge: the PUBACK arrives then.
+            asyncio.get_running_loop().call_soon(acknowledged.set)
+        offline = await recorder.wait_topic(topics.availability, lambda m: m.payload == b"offline")
+        after_offline = recorder.messages[recorder.messages.index(offline) + 1 :]
+    assert [event["type"] for event in events_of(recorder, topics)] == ["safety", "end"]
+    final = recorder.on(topics.state)[-1]
+    assert final not in after_offline
+    assert (state_of(final)["state"], state_of(final)["safety_alarm"]) == ("stopped", True)
+    assert not [m for m in after_offline if m.topic == topics.event]
 
 
 async def test_connack_timeout_closes_the_attempt() -> None:

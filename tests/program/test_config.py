@@ -264,3 +264,31 @@ def test_mqtt_derived_defaults_and_checks(tmp_path: Path) -> None:
 def test_mask_url() -> None:
     assert mask_url("mqtt://u:p@h:1") == "mqtt://u:***@h:1"
     assert mask_url("mqtt://h") == "mqtt://h"
+
+
+def test_ca_file_in_the_file_waits_for_the_broker_url(tmp_path: Path) -> None:
+    """The file may name the CA and leave the broker (and TLS) to `--mqtt mqtts://...`."""
+    path = write(tmp_path, "[mqtt]\nca_file = 'ca.pem'\ndevice_id = 'tm2'\n")
+    loaded = load_config(path, env={})
+    assert not loaded.mqtt.enabled
+    mqtt = loaded.with_mqtt_url("mqtts://broker").mqtt
+    assert (mqtt.host, mqtt.port, mqtt.tls, mqtt.ca_file) == ("broker", 8883, True, Path("ca.pem"))
+    assert mqtt.device_id == "tm2"
+    assert MqttConfig.from_url("mqtts://broker", base=loaded.mqtt) == mqtt
+
+
+def test_ca_file_with_a_plain_mqtt_url_is_explained(tmp_path: Path) -> None:
+    loaded = load_config(write(tmp_path, "[mqtt]\nca_file = 'ca.pem'\n"), env={})
+    with pytest.raises(ConfigError) as caught:
+        loaded.with_mqtt_url("mqtt://user:hunter2@broker")
+    error = caught.value
+    assert (error.source, error.where) == ("--mqtt", "mqtt.url")
+    assert "only used with TLS: use an mqtts:// url" in error.rule
+    assert "hunter2" not in str(error)
+
+
+def test_ca_file_without_tls_is_rejected_once_the_broker_is_known(tmp_path: Path) -> None:
+    error = config_error(write(tmp_path, "[mqtt]\nurl = 'mqtt://broker'\nca_file = 'ca.pem'\n"))
+    assert error.rule.startswith("ca_file is only used with TLS")
+    error = config_error(write(tmp_path, "[mqtt]\nca_file = 'ca.pem'\n"), env={"RETRO_FTMS_MQTT__HOST": "h"})
+    assert (error.source, error.rule[:29]) == ("environment", "ca_file is only used with TLS")

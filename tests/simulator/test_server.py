@@ -349,6 +349,40 @@ def test_data_about_once_a_second_while_running_and_once_at_rest(h: Harness) -> 
     assert h.server.data_due_at() is None
 
 
+class LoadedClock(ManualClock):
+    """A loaded machine: every reading of the clock costs `read_cost_s` of simulated time."""
+
+    def __init__(self, read_cost_s: float) -> None:
+        super().__init__()
+        self.read_cost_s = read_cost_s
+
+    def now(self) -> float:
+        t = self.t
+        self.t += self.read_cost_s
+        return t
+
+
+@pytest.mark.parametrize("read_cost_s", [0.0, 0.005, 0.01])
+def test_a_record_at_rest_follows_every_stop_however_slow_the_clock_reads(read_cost_s: float) -> None:
+    """Whenever the belt comes to rest relative to the data grid (stops swept across a whole second), and
+    however much time passes between readings of the clock, the last record says 0 km/h (the guard's
+    confirmation of the stop) and nothing more is due."""
+    for step in range(200):
+        clock = LoadedClock(read_cost_s)
+        h = Harness(clock).controlled()
+        h.cp(speed(0.8))
+        h.cp(START)
+        stop_at = 4.0 + step * 0.005
+        h.data(stop_at - clock.t)
+        h.cp(STOP)
+        records = only(h.data(5), Channel.TREADMILL_DATA)
+        speeds = [TreadmillData.from_bytes(p).speed_kmh for p in records]
+        assert speeds, stop_at
+        assert speeds[-1] == 0.0, (stop_at, speeds)
+        assert speeds.count(0.0) == 1, (stop_at, speeds)
+        assert h.server.data_due_at() is None, stop_at
+
+
 def test_record_too_long_for_the_mtu_is_split_with_more_data(manual_clock: ManualClock) -> None:
     settings = SimulatorSettings(fields=Fields.all(), heart_rate=HeartRateModel())
     h = Harness(manual_clock, settings).controlled()

@@ -316,22 +316,29 @@ class MqttBridge:
         await client.publish(topic, payload, qos=QOS, retain=retain, timeout=self._timing.publish_timeout_s)
 
     async def _outbound(self, client: aiomqtt.Client) -> None:
-        """The one writer: availability, discovery and state on connect, then events and state."""
+        """The one writer: availability, discovery and state on connect, then events and state.
+
+        `offline` goes out only after a whole pass that began with closing already set: what the session
+        queued while a publish awaited its PUBACK (the safety event, the end, the final state) is sent
+        first. The bus listener is gone by then, so that pass is the last; `__aexit__` bounds it.
+        """
         await self._publish(client, self.topics.availability, AVAILABLE, retain=True)
         self._discovery_wanted = self._config.discovery
         force_state = True  # the last state again on every connect
         while True:
+            closing = self._closing.is_set()
             self._wake.clear()
             if self._discovery_wanted:
                 await self._publish_discovery(client)
             await self._publish_events(client)
-            await self._publish_state(client, force=force_state or self._closing.is_set())
+            await self._publish_state(client, force=force_state or closing)
             force_state = False
-            if self._closing.is_set():
+            if closing:
                 await self._publish(client, self.topics.availability, UNAVAILABLE, retain=True)
                 self._offline_sent = True
                 return
-            await self._wait_for_work()
+            if not self._closing.is_set():
+                await self._wait_for_work()
 
     async def _publish_discovery(self, client: aiomqtt.Client) -> None:
         config = discovery_config(self.topics, self._config.device_id, self._device_name)
