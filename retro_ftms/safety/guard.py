@@ -1,0 +1,1086 @@
+"""The safety guard (layer 3): the only path by which a motion command reaches the treadmill.
+
+It checks every command against the rules of the contract (`rules`), watches every link event for the
+triggers (`triggers`), and owns the stop-and-latch. The Stop path is short on purpose: a link listener runs
+synchronously in the event loop, so a trigger only latches and wakes the stopper task, which writes Stop
+before anything else happens; announcing the event and logging are queued behind it.
+
+All times (intervals, timeouts, settling, pauses) are simulated seconds on the session `Clock`, except the
+deadlines on the way out of the process, which are wall seconds because a person is waiting for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import math
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Final, NoReturn, Self
+
+from retro_ftms.ble.link import (
+    FtmsLink,
+    LinkEvent,
+    LinkLost,
+    LinkRestored,
+    MachineStatusReceived,
+    MalformedData,
+    TreadmillDataReceived,
+)
+from retro_ftms.clock import Clock
+from retro_ftms.codec import (
+    ControlPointRequest,
+    ControlPointResponse,
+    MachineStatus,
+    MachineStatusCode,
+    ResultCode,
+    StopPause,
+    TargetSettingFeature,
+    TreadmillData,
+)
+from retro_ftms.errors import CodecError, ControlPointError, LinkLostError, RetroFtmsError
+from retro_ftms.events import EventBus, RefusedEvent, SafetyEvent, SafetyReason, SessionState, StateEvent
+from retro_ftms.safety.limits import EffectiveLimits, SafetyConfig
+from retro_ftms.safety.rules import (
+    SPEED_RESOLUTION_KMH,
+    VALUE_EPSILON,
+    CommandRefused,
+    RiseState,
+    Rule,
+    Step,
+    ceil_to,
+    check_incline,
+    check_speed,
+    floor_to,
+    incline_step,
+    speed_step,
+)
+from retro_ftms.safety.triggers import (
+    INCLINE_ECHO_PCT,
+    SPEED_ECHO_KMH,
+    BadDataWindow,
+    Follow,
+    Trigger,
+    cap_trigger,
+    console_change,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+# FTMS speed has 0.01 km/h resolution: below this the belt stands.
+STILL_BELOW_KMH: Final = 0.01
+# A zero-speed record this soon after a Start may predate the motor spinning up: it proves no standstill
+# by itself (a zero record that arrives after our Stop does).
+SPIN_UP_GRACE_S: Final = 3.0
+# A Stop that failed (no answer, ATT error, error result) is written again this often until confirmed.
+STOP_RETRY_INTERVAL_S: Final = 1.0
+# Incline above its band in this many records in a row is the console (or the machine) raising it.
+INCLINE_OVERRIDE_RECORDS: Final = 2
+# A Target Changed status this soon after one of our commands with its value is the machine's echo.
+ECHO_WINDOW_S: Final = 5.0
+# Wall seconds for the Stop on the way out and for the final Reset: the person is waiting for the exit.
+EXIT_DEADLINE_S: Final = 3.0
+# Wall seconds between cancellations of the guard's own tasks on the way out (see `_end_tasks`).
+CANCEL_RETRY_S: Final = 0.05
+
+LINK_LOST_DETAIL: Final = "the belt may still be moving: use the safety key / clip"
+UNCONFIRMED_DETAIL: Final = "the belt was not confirmed stopped: use the safety key / clip"
+
+_STOP: Final = ControlPointRequest.stop()
+_PAUSE: Final = ControlPointRequest.pause()
+_START: Final = ControlPointRequest.start_or_resume()
+_RESULT_NAMES: Final[dict[int, str]] = {
+    ResultCode.SUCCESS: "success",
+    ResultCode.OP_CODE_NOT_SUPPORTED: "op_not_supported",
+    ResultCode.INVALID_PARAMETER: "invalid_parameter",
+    ResultCode.OPERATION_FAILED: "operation_failed",
+    ResultCode.CONTROL_NOT_PERMITTED: "control_not_permitted",
+}
+
+
+def result_name(result: int) -> str:
+    """The event log's name of a Control Point result code."""
+    return _RESULT_NAMES.get(int(result), f"result_0x{int(result):02x}")
+
+
+def _physical(value: object) -> float:
+    """A decoded speed/incline parameter as a float (the codec returns float for these layouts)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, not {value!r}")
+    return float(value)
+
+
+class SafetyGuard:
+    """Checks every motion command, watches the treadmill, stops the belt and latches on any trigger.
+
+    Use as `async with SafetyGuard(link, limits, config, clock, bus) as guard:`. Leaving the block for any
+    reason (an exception, cancellation, Ctrl-C) writes Stop first if the belt may still be moving.
+
+    A runner: `take_control()`, `start()`, then per step `speed_step(goal)` / `incline_step(goal)` tell
+    what to send and from when (`set_speed`, `set_incline`), and `sleep(seconds)` waits out a step but
+    returns False at once on a latch, pause or hold (then look at `latched`, `paused`, `holding`;
+    `wait_resumed()` after a pause). At the end `finish()` (or, after a latch, `wait_stopped()`), then
+    `release()`; `reason` is the safety reason of the session, None when it completed.
+    """
+
+    def __init__(
+        self,
+        link: FtmsLink,
+        limits: EffectiveLimits,
+        config: SafetyConfig,
+        clock: Clock,
+        bus: EventBus,
+        *,
+        exit_deadline_s: float = EXIT_DEADLINE_S,
+    ) -> None:
+        self._link = link
+        self.limits: Final = limits
+        self.config: Final = config
+        self._clock = clock
+        self._bus = bus
+        self._exit_deadline_s = exit_deadline_s
+
+        self._rise = RiseState()
+        self._speed_follow = Follow(settle_s=config.settle_time_s, tolerance=config.speed_mismatch_kmh)
+        self._incline_follow = Follow(
+            settle_s=config.settle_time_s, tolerance=config.incline_tolerance_pct, lower=False
+        )
+        self._bad_data = BadDataWindow(config.bad_data_tolerance, config.bad_data_window_s)
+        self._sent_speeds: collections.deque[tuple[float, float]] = collections.deque(maxlen=8)
+        self._sent_inclines: collections.deque[tuple[float, float]] = collections.deque(maxlen=8)
+
+        # Session state.
+        self._control_requested = False
+        self._has_control = False
+        self._started = False
+        self._start_in_flight = False
+        self._paused = False
+        self._pause_source: str | None = None
+        self._paused_at_s: float | None = None
+        self._pause_halted = False
+        self._finishing = False
+        self._released = False
+        self._link_down = False
+        self._latched: SafetyEvent | None = None
+        self._alarm: SafetyEvent | None = None
+
+        # What the treadmill reports.
+        self._speed: float | None = None
+        self._incline: float | None = None
+        self._hr: int | None = None
+        self._data_at_s: float | None = None
+        self._running_since_s: float | None = None
+        self._last_start_s: float | None = None
+
+        # The stop procedure: requested once, written (and rewritten) by the stopper, confirmed by data.
+        self._stop_requested_s: float | None = None
+        self._stop_confirmed = False
+        self._stop_attempted = False
+        self._stop_accepted = False
+        self._accepted_before_alarm = False
+        self._restored = False
+        self._stop_done = asyncio.Event()
+        self._stop_wanted = asyncio.Event()
+        self._stop_quiet = asyncio.Event()
+        self._stop_quiet.set()
+
+        self._lower_wanted = asyncio.Event()
+        self._watch_wake = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._lock = asyncio.Lock()  # one motion command at a time: check and write are one step
+        self._group: asyncio.TaskGroup | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._unsubscribe: Callable[[], None] | None = None
+        self._entered = False
+        self._closing = False  # the tasks' loops end when set, even if a cancellation was swallowed
+
+    # -- state for the runner and the edge ------------------------------------------------------------------
+
+    @property
+    def latched(self) -> SafetyEvent | None:
+        """The first trigger (or the unconfirmed end-of-program stop); None while no latch."""
+        return self._latched
+
+    @property
+    def alarm(self) -> SafetyEvent | None:
+        """The `stop_unconfirmed` alarm, when a stop could not be confirmed."""
+        return self._alarm
+
+    @property
+    def reason(self) -> SafetyReason | None:
+        """The session's final safety reason.
+
+        `stop_unconfirmed` when the machine accepted our Stop (or it was the program's end) and the belt
+        did not confirm stopping; otherwise the first trigger. A Stop the machine refused (control lost,
+        link down) keeps the first trigger as the reason; the alarm is raised all the same.
+        """
+        if self._alarm is not None and (self._accepted_before_alarm or self._latched is self._alarm):
+            return "stop_unconfirmed"
+        return self._latched.reason if self._latched is not None else None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def pause_source(self) -> str | None:
+        return self._pause_source
+
+    @property
+    def holding(self) -> bool:
+        """A console decrease was respected: no more rises of speed or incline this session."""
+        return self._rise.holding
+
+    @property
+    def running(self) -> bool:
+        """Started by us, not paused, not stopped: the belt is expected to move at the target."""
+        return (
+            self._started
+            and not self._paused
+            and self._latched is None
+            and not self._finishing
+            and not self._released
+        )
+
+    @property
+    def stop_confirmed(self) -> bool:
+        return self._stop_confirmed
+
+    @property
+    def reported_speed_kmh(self) -> float | None:
+        return self._speed
+
+    @property
+    def reported_incline_pct(self) -> float | None:
+        return self._incline
+
+    @property
+    def target_speed_kmh(self) -> float:
+        return self._rise.target_speed_kmh
+
+    @property
+    def target_incline_pct(self) -> float | None:
+        return self._rise.target_incline_pct
+
+    @property
+    def hr_bpm(self) -> int | None:
+        return self._hr
+
+    def speed_step(self, goal_kmh: float) -> Step:
+        """The next speed toward `goal_kmh` that the rules allow, and the clock time from which they do.
+
+        `not_before_s` is -inf for a decrease, +inf when no rise is possible (holding, latched, paused).
+        """
+        if not self._motion_open():
+            return Step(self._rise.target_speed_kmh, math.inf)
+        return speed_step(self._rise, self.limits, goal_kmh)
+
+    def incline_step(self, goal_pct: float) -> Step:
+        if not self._motion_open():
+            return Step(self._incline_base(), math.inf)
+        return incline_step(self._rise, self.limits, goal_pct, self._incline_base())
+
+    # -- waiting ------------------------------------------------------------------------------------------
+
+    async def wait_changed(self, timeout_s: float | None = None) -> bool:
+        """Wait until the guard's state changes (latch, pause, resume, hold, start, stop done, alarm).
+
+        Returns False when `timeout_s` clock seconds pass first.
+        """
+        event = self._changed
+        if timeout_s is None:
+            await event.wait()
+            return True
+        try:
+            async with self._clock.timeout(max(0.0, timeout_s)):
+                await event.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def sleep(self, seconds: float) -> bool:
+        """Sleep `seconds` of clock time; True if they passed undisturbed.
+
+        Returns False at once when latched, paused or finishing, and as soon as anything changes, so a
+        runner sleeping out a step wakes at once on a latch or a pause and re-plans.
+        """
+        if self._latched is not None or self._paused or self._finishing:
+            return False
+        deadline = self._clock.now() + seconds
+        while (remaining := deadline - self._clock.now()) > 0:
+            if await self.wait_changed(remaining):
+                return False
+        return True
+
+    async def wait_latched(self) -> SafetyEvent:
+        while self._latched is None:
+            await self.wait_changed()
+        return self._latched
+
+    async def wait_resumed(self) -> bool:
+        """Wait while paused; True when resumed, False when a latch ended the pause."""
+        while self._paused and self._latched is None:
+            await self.wait_changed()
+        return self._latched is None
+
+    async def wait_stopped(self) -> bool:
+        """Wait until the stop procedure ends: True when confirmed, False after the alarm."""
+        await self._stop_done.wait()
+        return self._stop_confirmed and self._alarm is None
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._entered:
+            raise RuntimeError("a SafetyGuard can be entered only once")
+        self._entered = True
+        self._link_down = not self._link.is_connected
+        self._unsubscribe = self._link.add_listener(self._on_link_event)
+        group = asyncio.TaskGroup()
+        await group.__aenter__()
+        self._group = group
+        self._tasks = [
+            group.create_task(self._stopper(), name="safety-stopper"),
+            group.create_task(self._watchdog(), name="safety-watchdog"),
+            group.create_task(self._actor(), name="safety-actor"),
+        ]
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if self._belt_needs_stop():
+                interrupted = exc_type is not None and issubclass(
+                    exc_type, asyncio.CancelledError | KeyboardInterrupt
+                )
+                reason: SafetyReason = "signal" if interrupted else "error"
+                self._latch(reason, "leaving the session while the belt may be moving", "stop")
+                self._request_stop(wake=False)
+                await self._exit_stop()
+        finally:
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+            await self._end_tasks()
+
+    async def _end_tasks(self) -> None:
+        """Cancel the guard's tasks, insisting: on Python 3.11 `asyncio.wait_for` (used inside Bumble's
+        GATT client) can swallow a cancellation that meets a completing write, so cancel again until done."""
+        self._closing = True
+        pending = list(self._tasks)
+        while pending:
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=CANCEL_RETRY_S)
+            pending = [task for task in pending if not task.done()]
+        if self._group is not None:
+            await self._group.__aexit__(None, None, None)
+
+    def _belt_needs_stop(self) -> bool:
+        if not self._control_requested or self._released or self._stop_confirmed:
+            return False
+        return self._started or (self._speed is not None and self._speed >= STILL_BELOW_KMH)
+
+    async def _exit_stop(self) -> None:
+        """Stop on the way out: shielded from a second cancellation, bounded by a wall deadline."""
+        write = asyncio.ensure_future(self._link.stop_now(_STOP))
+        try:
+            async with asyncio.timeout(self._exit_deadline_s):
+                response = await asyncio.shield(write)
+        except TimeoutError:
+            write.cancel()
+            _LOGGER.critical("Stop on exit got no answer: %s", UNCONFIRMED_DETAIL)
+        except RetroFtmsError as error:
+            _LOGGER.critical("Stop on exit failed (%s): %s", error, UNCONFIRMED_DETAIL)
+        else:
+            self._stop_attempted = True
+            if response.ok:
+                self._stop_accepted = True
+            _LOGGER.warning("Stop on exit: %s", result_name(response.result))
+
+    # -- commands -----------------------------------------------------------------------------------------
+
+    async def take_control(self) -> None:
+        """Request Control. Raises `ControlPointError` when refused, `CommandRefused` after a latch."""
+        async with self._lock:
+            if self._latched is not None:
+                self._refuse("request_control", None, Rule.NO_CONTROL_AFTER_LATCH)
+            if self._finishing or self._released:
+                self._refuse("request_control", None, Rule.FINISHED)
+            self._control_requested = True
+            response = await self._link.request(ControlPointRequest.request_control())
+            if not response.ok:
+                raise ControlPointError("request_control", result_name(response.result))
+            self._has_control = True
+
+    async def start(self) -> None:
+        """Start the belt (Start/Resume), never while it moves or after a pause (that is `resume`)."""
+        async with self._lock:
+            self._gate("start", None, starting=True)
+            if self._paused:
+                self._refuse("start", None, Rule.START_AFTER_PAUSE)
+            if self._started or self._belt_reported_moving():
+                self._refuse("start", None, Rule.BELT_MOVING)
+            await self._start_belt("start")
+
+    async def set_speed(self, kmh: float) -> None:
+        """Set Target Speed, if every rule allows it now; `CommandRefused` names the rule otherwise.
+
+        A failed or unanswered procedure latches `command_failed` (Stop) and raises `ControlPointError`
+        (or `LinkLostError`).
+        """
+        request, value = self._quantized("set_speed", kmh, ControlPointRequest.set_target_speed)
+        async with self._lock:
+            self._gate("set_speed", value)
+            if not self._supports(TargetSettingFeature.SPEED_TARGET):
+                self._refuse("set_speed", value, Rule.NOT_SUPPORTED)
+            now = self._clock.now()
+            rule = check_speed(self._rise, self.limits, value, now)
+            if rule is not None:
+                self._refuse("set_speed", value, rule)
+            self._commit_speed(value, now)
+            await self._send_motion(request, "set_speed", value)
+
+    async def set_incline(self, pct: float) -> None:
+        """Set Target Inclination, if every rule allows it now (see `set_speed`)."""
+        request, value = self._quantized("set_incline", pct, ControlPointRequest.set_target_inclination)
+        async with self._lock:
+            self._gate("set_incline", value)
+            if not self._supports(TargetSettingFeature.INCLINATION_TARGET):
+                self._refuse("set_incline", value, Rule.NOT_SUPPORTED)
+            now = self._clock.now()
+            base = self._incline_base()
+            rule = check_incline(self._rise, self.limits, value, base, now)
+            if rule is not None:
+                self._refuse("set_incline", value, rule)
+            if value > base + VALUE_EPSILON:
+                self._rise.incline_rise_s = now
+            self._rise.target_incline_pct = value
+            self._incline_follow.retarget(
+                value, now, current=self._incline if self._incline is not None else base
+            )
+            self._sent_inclines.append((now, value))
+            await self._send_motion(request, "set_incline", value)
+
+    async def pause(self, source: str) -> None:
+        """A pause asked by the person (terminal key, MQTT PAUSE): always obeyed, Pause written at once.
+
+        Does nothing after a latch or at the end (the belt is being stopped anyway). A Pause that fails
+        latches `command_failed` and stops the belt instead; it never raises for that.
+        """
+        if self._latched is not None or self._finishing or self._released or self._paused:
+            _LOGGER.info("pause from %s: nothing to do", source)
+            return
+        self._enter_pause(source)
+        if not (self._started and self._control_requested):
+            return
+        try:
+            response = await self._link.stop_now(_PAUSE)
+        except LinkLostError:
+            self._trip("link_lost", LINK_LOST_DETAIL)
+        except ControlPointError as error:
+            self._trip("command_failed", f"pause: {error.result}")
+        else:
+            if not response.ok:
+                self._trip("command_failed", f"pause: {result_name(response.result)}")
+
+    async def resume(self, source: str) -> None:
+        """Resume after a pause by the person; never after a latch (`CommandRefused`)."""
+        async with self._lock:
+            if self._latched is not None:
+                self._refuse("resume", None, Rule.NO_RESUME)
+            if self._finishing or self._released:
+                self._refuse("resume", None, Rule.FINISHED)
+            if not self._paused:
+                self._refuse("resume", None, Rule.NOT_PAUSED)
+            if not self._started:
+                _LOGGER.info("pause lifted by %s before the start", source)
+                self._leave_pause()
+                self._announce_state("ready")
+                return
+            if self._belt_reported_moving():
+                self._refuse("resume", None, Rule.BELT_MOVING)
+            if not self._has_control:
+                self._refuse("resume", None, Rule.NO_CONTROL)
+            _LOGGER.info("resumed by %s", source)
+            self._leave_pause()
+            await self._start_belt("resume")
+
+    async def stop(self, reason: SafetyReason, detail: str = "") -> bool:
+        """Stop asked by the person or the process (`user`, `signal`, `mqtt_stop`, `error`).
+
+        Latches, writes Stop at once, and waits until the reported speed confirms it (True) or the
+        `stop_unconfirmed` alarm sounds (False).
+        """
+        if not self._trip(reason, detail or f"stop asked ({reason})") and not self._stop_confirmed:
+            self._request_stop()  # asked again: write Stop again
+        return await self.wait_stopped()
+
+    async def finish(self) -> bool:
+        """The normal end of a program: Stop and confirm; no safety event unless it is unconfirmed."""
+        if self._latched is None and not self._finishing:
+            self._finishing = True
+            self._request_stop()
+            self._notify_changed()
+        return await self.wait_stopped()
+
+    async def release(self) -> None:
+        """Reset at the end of the session so the console works again; best effort, with a deadline.
+
+        Stops the belt first when the program was not finished, and waits for a pending Stop to go out
+        (after a reconnect the first command must be Stop).
+        """
+        if self._released:
+            return
+        if self._control_requested and self._latched is None and not self._finishing:
+            await self.finish()
+        try:
+            async with asyncio.timeout(self._exit_deadline_s):
+                await self._stop_quiet.wait()
+                async with self._lock:
+                    self._released = True
+                    if not self._control_requested or not self._link.is_connected:
+                        return
+                    response = await self._link.request(ControlPointRequest.reset())
+        except TimeoutError:
+            _LOGGER.warning("releasing control: no answer within %.1f s", self._exit_deadline_s)
+        except RetroFtmsError as error:
+            _LOGGER.warning("releasing control failed: %s", error)
+        else:
+            _LOGGER.info("control released: %s", result_name(response.result))
+        finally:
+            self._released = True
+            self._notify_changed()
+
+    # -- command helpers ----------------------------------------------------------------------------------
+
+    def _refuse(self, op: str, value: float | int | str | None, rule: Rule) -> NoReturn:
+        self._bus.publish(RefusedEvent(op, value, rule.value))
+        _LOGGER.warning("refused %s %s: %s", op, value, rule.value)
+        raise CommandRefused(op, value, rule)
+
+    def _gate(self, op: str, value: float | None, *, starting: bool = False) -> None:
+        """The refusals every motion command shares."""
+        if self._latched is not None:
+            self._refuse(op, value, Rule.LATCHED)
+        if self._finishing or self._released:
+            self._refuse(op, value, Rule.FINISHED)
+        if self._paused and not starting:
+            self._refuse(op, value, Rule.PAUSED)
+        if not self._has_control:
+            self._refuse(op, value, Rule.NO_CONTROL)
+
+    def _motion_open(self) -> bool:
+        return (
+            self._latched is None
+            and not self._finishing
+            and not self._released
+            and not self._paused
+            and self._has_control
+        )
+
+    def _quantized(
+        self, op: str, value: float, encode: Callable[[float], ControlPointRequest]
+    ) -> tuple[ControlPointRequest, float]:
+        """The request for `value` and the value as it goes on the wire (quantized)."""
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            self._refuse(op, repr(value), Rule.NOT_A_NUMBER)
+        try:
+            request = encode(value)
+        except CodecError:
+            low = Rule.MIN_SPEED if op == "set_speed" else Rule.MIN_INCLINE
+            high = Rule.MAX_SPEED if op == "set_speed" else Rule.MAX_INCLINE
+            self._refuse(op, value, low if value < 0 else high)
+        return request, _physical(request.value)
+
+    def _supports(self, flag: TargetSettingFeature) -> bool:
+        features = self._link.features
+        return features is None or bool(features.target & flag)
+
+    def _belt_reported_moving(self) -> bool:
+        return self._speed is not None and self._speed >= STILL_BELOW_KMH
+
+    def _incline_base(self) -> float:
+        """What an incline rise rises from: our target, else the machine's reported incline, else 0."""
+        if self._rise.target_incline_pct is not None:
+            return self._rise.target_incline_pct
+        return self._incline if self._incline is not None else 0.0
+
+    def _commit_speed(self, value: float, now: float) -> None:
+        """Record a speed about to be written: rise bookkeeping, target, settling band, echo."""
+        target = self._rise.target_speed_kmh
+        if value > target + VALUE_EPSILON:
+            self._rise.speed_rise_s = now
+        if value >= STILL_BELOW_KMH:
+            self._rise.first_speed_pending = False
+        if abs(value - target) > VALUE_EPSILON:
+            self._rise.target_speed_kmh = value
+            self._speed_follow.retarget(value, now)
+        self._sent_speeds.append((now, value))
+
+    async def _send_motion(
+        self, request: ControlPointRequest, op: str, value: float | None
+    ) -> ControlPointResponse:
+        """Run a motion procedure; any failure is the `command_failed` trigger (or `link_lost`)."""
+        try:
+            response = await self._link.request(request)
+        except LinkLostError:
+            self._trip("link_lost", LINK_LOST_DETAIL)
+            raise
+        except ControlPointError as error:
+            self._trip("command_failed", f"{op} {value if value is not None else ''}: {error.result}")
+            raise
+        if not response.ok:
+            name = result_name(response.result)
+            self._trip("command_failed", f"{op} {value if value is not None else ''}: {name}")
+            raise ControlPointError(request.name, name)
+        return response
+
+    async def _start_belt(self, op: str) -> None:
+        """Write Start/Resume (the lock is held) and, after it, cap the speed it resumes at."""
+        self._start_in_flight = True
+        self._last_start_s = self._clock.now()
+        try:
+            await self._send_motion(_START, op, None)
+        finally:
+            self._start_in_flight = False
+        self._belt_started(self._clock.now())
+        if self._latched is None:
+            self._announce_state("running")
+        await self._lower_after_start()
+
+    def _first_speed_kmh(self) -> float:
+        first = floor_to(self.limits.first_speed_max_kmh, SPEED_RESOLUTION_KMH)
+        return max(first, ceil_to(self.limits.min_speed_kmh, SPEED_RESOLUTION_KMH))
+
+    async def _lower_after_start(self) -> None:
+        """After a Start/Resume the belt runs at the machine's target: bring it to the first speed.
+
+        A machine resumes at the speed it had before the pause; the contract allows at most the first
+        speed after a start/resume, so the guard lowers it (a decrease) right after the Start.
+        """
+        if not self.running:
+            return
+        first = self._first_speed_kmh()
+        if self._rise.target_speed_kmh <= first + VALUE_EPSILON:
+            return
+        request = ControlPointRequest.set_target_speed(first)
+        value = _physical(request.value)
+        _LOGGER.info("resuming at %g km/h instead of %g km/h", value, self._rise.target_speed_kmh)
+        self._commit_speed(value, self._clock.now())
+        await self._send_motion(request, "set_speed", value)
+
+    def _belt_started(self, now: float) -> None:
+        """The belt starts from standstill (our Start/Resume, or the console's)."""
+        self._started = True
+        self._last_start_s = now
+        self._rise.start_s = now
+        self._rise.first_speed_pending = self._rise.target_speed_kmh < STILL_BELOW_KMH
+        self._running_since_s = now
+        self._speed_follow.restart(now)
+        self._pause_halted = False
+        self._notify_changed()
+        self._watch_wake.set()
+
+    def _enter_pause(self, source: str) -> None:
+        self._paused = True
+        self._pause_source = source
+        self._paused_at_s = self._clock.now()
+        self._pause_halted = self._known_still()
+        self._notify_changed()
+        self._watch_wake.set()
+        _LOGGER.warning("paused by %s", source)
+        self._announce_state("paused")
+
+    def _leave_pause(self) -> None:
+        self._paused = False
+        self._pause_source = None
+        self._paused_at_s = None
+        self._notify_changed()
+        self._watch_wake.set()
+
+    # -- latch and stop -------------------------------------------------------------------------------------
+
+    def _trip(self, reason: SafetyReason, detail: str, action: str = "stop") -> bool:
+        """A trigger: Stop first (wake the stopper), then latch and announce. True if it latched."""
+        if self._latched is not None:
+            self._defer(_LOGGER.warning, "%s after the latch (%s): %s", reason, self._latched.reason, detail)
+            return False
+        self._request_stop()
+        self._latch(reason, detail, action)
+        return True
+
+    def _latch(self, reason: SafetyReason, detail: str, action: str) -> None:
+        if self._latched is not None:
+            return
+        self._latched = SafetyEvent(reason, action, detail)
+        self._notify_changed()
+        self._defer(self._announce_latch, self._latched)
+
+    def _request_stop(self, *, wake: bool = True) -> None:
+        """Ask the stopper for a Stop (first, for latency) and start the confirmation clock once."""
+        if wake:
+            self._stop_wanted.set()
+            self._stop_quiet.clear()
+        if self._stop_requested_s is None:
+            self._stop_requested_s = self._clock.now()
+            self._stop_confirmed = self._known_still()
+        self._watch_wake.set()
+
+    def _known_still(self) -> bool:
+        """The belt is known to stand: a zero record that no Start (or spin-up) can have outdated."""
+        if self._speed is None:
+            return self._last_start_s is None
+        if self._speed >= STILL_BELOW_KMH:
+            return False
+        if self._last_start_s is None or self._data_at_s is None:
+            return True
+        return self._data_at_s - self._last_start_s >= SPIN_UP_GRACE_S
+
+    def _confirm_stop(self) -> None:
+        self._stop_confirmed = True
+        self._maybe_stop_done()
+
+    def _maybe_stop_done(self) -> None:
+        if not self._stop_done.is_set() and self._stop_confirmed and self._stop_attempted:
+            self._stop_done.set()
+            self._notify_changed()
+
+    def _stop_deadline(self) -> None:
+        """The confirmation time ran out: done if confirmed, else the loud alarm."""
+        if self._stop_done.is_set():
+            return
+        if self._stop_confirmed:
+            self._stop_done.set()
+            self._notify_changed()
+            return
+        self._alarm = SafetyEvent("stop_unconfirmed", "alarm", UNCONFIRMED_DETAIL)
+        self._accepted_before_alarm = self._stop_accepted
+        if self._latched is None:
+            self._latched = self._alarm
+        self._stop_done.set()
+        self._notify_changed()
+        _LOGGER.critical("STOP NOT CONFIRMED: %s", UNCONFIRMED_DETAIL)
+        self._bus.publish(self._alarm)
+        self._bus.publish(StateEvent("faulted"))
+
+    async def _stopper(self) -> None:
+        """Writes Stop whenever one is wanted; nothing else runs before the write."""
+        while not self._closing:
+            await self._stop_wanted.wait()
+            self._stop_wanted.clear()
+            try:
+                await self._stop_procedure()
+            finally:
+                if not self._stop_wanted.is_set():
+                    self._stop_quiet.set()
+
+    async def _stop_procedure(self) -> None:
+        restored, self._restored = self._restored, False
+        while True:
+            if self._control_requested and not self._released:
+                result = await self._write_stop()
+            else:
+                result = "skipped"  # we never had control: nothing of ours to stop
+            self._stop_attempted = True
+            self._maybe_stop_done()
+            if result in ("success", "skipped"):
+                self._stop_accepted = self._stop_accepted or result == "success"
+                return
+            _LOGGER.warning("Stop: %s", result)
+            if result == "control_not_permitted":
+                if restored and self._may_regain_control():
+                    restored = False
+                    if await self._regain_control():
+                        continue
+                return
+            if self._stop_done.is_set() or not self._link.is_connected:
+                return
+            # No answer, an ATT error or an error result while the belt may move: write Stop again soon.
+            with contextlib.suppress(TimeoutError):
+                async with self._clock.timeout(STOP_RETRY_INTERVAL_S):
+                    await self._stop_wanted.wait()
+            self._stop_wanted.clear()
+            restored = restored or self._restored
+            self._restored = False
+            if self._stop_done.is_set() and not restored:
+                return
+
+    async def _write_stop(self) -> str:
+        try:
+            response = await self._link.stop_now(_STOP)
+        except ControlPointError as error:
+            return error.result
+        except LinkLostError:
+            return "link_lost"
+        except Exception:
+            # The stopper must outlive anything a link can throw at it.
+            _LOGGER.exception("writing Stop failed")
+            return "error"
+        return result_name(response.result)
+
+    def _may_regain_control(self) -> bool:
+        """After a reconnect the machine forgot our control; a deliberate revocation is respected."""
+        return not self._released and (self._latched is None or self._latched.reason != "control_lost")
+
+    async def _regain_control(self) -> bool:
+        """Request Control only to write Stop again, after a reconnect made the machine refuse Stop."""
+        _LOGGER.warning("Stop refused after the link came back: requesting control only to stop the belt")
+        try:
+            response = await self._link.request(ControlPointRequest.request_control())
+        except RetroFtmsError as error:
+            _LOGGER.error("requesting control to stop failed: %s: %s", error, LINK_LOST_DETAIL)
+            return False
+        return response.ok
+
+    # -- watchdog (time-based triggers) -------------------------------------------------------------------
+
+    def _deadlines(self) -> list[tuple[float, Callable[[], Any]]]:
+        config = self.config
+        due: list[tuple[float, Callable[[], Any]]] = []
+        if self.running and not self._link_down:
+            fresh = max(t for t in (self._data_at_s, self._running_since_s, -math.inf) if t is not None)
+            due.append((fresh + config.data_timeout_s, self._stale))
+        if self._paused and self._paused_at_s is not None and self._latched is None and not self._finishing:
+            due.append((self._paused_at_s + config.max_pause_s, self._pause_timeout))
+            if not self._pause_halted and self._started:
+                due.append((self._paused_at_s + config.stop_confirm_timeout_s, self._pause_unconfirmed))
+        if self._stop_requested_s is not None and not self._stop_done.is_set():
+            due.append((self._stop_requested_s + config.stop_confirm_timeout_s, self._stop_deadline))
+        return due
+
+    def _stale(self) -> None:
+        self._trip("stale_data", f"no Treadmill Data for {self.config.data_timeout_s:g} s")
+
+    def _pause_timeout(self) -> None:
+        self._trip("pause_timeout", f"paused longer than {self.config.max_pause_s:g} s")
+
+    def _pause_unconfirmed(self) -> None:
+        self._trip("stop_unconfirmed", "the belt did not stop after the pause")
+
+    async def _watchdog(self) -> None:
+        while not self._closing:
+            self._watch_wake.clear()
+            now = self._clock.now()
+            for due_s, action in self._deadlines():
+                if due_s <= now:
+                    action()
+            later = [due_s for due_s, _ in self._deadlines() if due_s > now]
+            if not later:
+                await self._watch_wake.wait()
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with self._clock.timeout(min(later) - now):
+                    await self._watch_wake.wait()
+
+    async def _actor(self) -> None:
+        """Guard-made decreases that a link listener asks for (it cannot await)."""
+        while not self._closing:
+            await self._lower_wanted.wait()
+            self._lower_wanted.clear()
+            async with self._lock:
+                with contextlib.suppress(RetroFtmsError):  # a failure has latched command_failed
+                    await self._lower_after_start()
+
+    # -- link events (synchronous, in the event loop) ----------------------------------------------------
+
+    def _on_link_event(self, event: LinkEvent) -> None:
+        try:
+            if isinstance(event, TreadmillDataReceived):
+                self._on_data(event.record)
+            elif isinstance(event, MachineStatusReceived):
+                self._on_status(event.status)
+            elif isinstance(event, MalformedData):
+                self._on_malformed(event)
+            elif isinstance(event, LinkLost):
+                self._on_link_lost(event.reason)
+            elif isinstance(event, LinkRestored):
+                self._on_link_restored()
+        except Exception:
+            # A guard that cannot judge a report must not let the belt run on.
+            self._trip("error", "the safety guard failed on a treadmill report")
+            _LOGGER.exception("safety guard failed on %r", event)
+
+    @property
+    def _watching(self) -> bool:
+        """Triggers count until a latch, the release, or a confirmed end of the program."""
+        return self._latched is None and not self._released and not self._stop_done.is_set()
+
+    def _on_data(self, record: TreadmillData) -> None:
+        now = self._clock.now()
+        if record.heart_rate_bpm is not None:
+            self._hr = record.heart_rate_bpm
+        if record.incline_pct is not None:
+            self._incline = record.incline_pct
+        speed = record.speed_kmh
+        if speed is not None:
+            self._speed = speed
+            self._data_at_s = now
+            if speed < STILL_BELOW_KMH:
+                if self._paused:
+                    self._pause_halted = True
+                if self._stop_requested_s is not None and not self._stop_confirmed:
+                    self._confirm_stop()
+        if not self._watching:
+            return
+        trigger = cap_trigger(record, self.limits, self.config) or self._follow_trigger(record, now)
+        if trigger is not None:
+            self._trip(trigger.reason, trigger.detail)
+
+    def _follow_trigger(self, record: TreadmillData, now: float) -> Trigger | None:
+        """Speed that does not follow the target; incline rising above it without a command."""
+        if not self.running:
+            return None
+        speed = record.speed_kmh
+        if speed is not None:
+            first = self.limits.first_speed_max_kmh if self._rise.first_speed_pending else -math.inf
+            off = self._speed_follow.observe(speed, now, first)
+            if off is not None and now - off.since_s >= self.config.settle_time_s:
+                return Trigger(
+                    "speed_mismatch",
+                    f"reported {speed:g} km/h for {now - off.since_s:g} s, "
+                    f"target {self._rise.target_speed_kmh:g} km/h",
+                )
+        incline = record.incline_pct
+        target = self._rise.target_incline_pct
+        if incline is not None and target is not None:
+            off = self._incline_follow.observe(incline, now)
+            if off is not None and off.records >= INCLINE_OVERRIDE_RECORDS:
+                return Trigger(
+                    "console_override", f"reported incline {incline:g} % above the target {target:g} %"
+                )
+        return None
+
+    def _on_status(self, status: MachineStatus) -> None:
+        if not self._watching:
+            return
+        code = status.code
+        if code == MachineStatusCode.STOPPED_BY_SAFETY_KEY:
+            self._trip("safety_key", "the safety key was pulled")
+        elif code == MachineStatusCode.CONTROL_PERMISSION_LOST:
+            self._has_control = False
+            self._trip("control_lost", "the treadmill took control away")
+        elif code == MachineStatusCode.RESET:
+            self._has_control = False
+            self._trip("machine_reset", "the treadmill was reset")
+        elif code == MachineStatusCode.STOPPED_OR_PAUSED_BY_USER:
+            if status.value == StopPause.PAUSE:
+                if not self._paused and not self._finishing:
+                    self._enter_pause("console")
+            elif self._stop_requested_s is None:  # otherwise the machine echoes our own Stop
+                self._trip("user_stop", "stopped at the console")
+        elif code == MachineStatusCode.STARTED_OR_RESUMED_BY_USER:
+            self._on_console_start()
+        elif code == MachineStatusCode.TARGET_SPEED_CHANGED:
+            self._on_target_speed(_physical(status.value))
+        elif code == MachineStatusCode.TARGET_INCLINE_CHANGED:
+            self._on_target_incline(_physical(status.value))
+
+    def _on_console_start(self) -> None:
+        if self._start_in_flight or self._finishing:
+            return  # the machine's echo of our own Start
+        now = self._clock.now()
+        if self._paused:
+            _LOGGER.warning("resumed at the console")
+            self._leave_pause()
+            self._belt_started(now)
+            self._announce_state("running")
+            self._lower_wanted.set()
+        elif not self._started:
+            _LOGGER.warning("the belt was started at the console before the session started it")
+            self._last_start_s = now
+
+    def _recent(self, sent: collections.deque[tuple[float, float]], now: float) -> list[float]:
+        return [value for t, value in sent if now - t <= ECHO_WINDOW_S]
+
+    def _on_target_speed(self, kmh: float) -> None:
+        if self._finishing or (self._paused and kmh < STILL_BELOW_KMH):
+            return
+        now = self._clock.now()
+        target = self._rise.target_speed_kmh
+        change = console_change(kmh, target, self._recent(self._sent_speeds, now), SPEED_ECHO_KMH)
+        if change == "up":
+            self._trip(
+                "console_override", f"the console raised the target speed to {kmh:g} km/h from {target:g}"
+            )
+        elif change == "down":
+            self._rise.target_speed_kmh = kmh
+            self._speed_follow.retarget(kmh, now)
+            self._hold(f"the console lowered the target speed to {kmh:g} km/h from {target:g}: holding")
+
+    def _on_target_incline(self, pct: float) -> None:
+        if self._finishing:
+            return
+        now = self._clock.now()
+        base = self._incline_base()
+        change = console_change(pct, base, self._recent(self._sent_inclines, now), INCLINE_ECHO_PCT)
+        if change == "up":
+            self._trip(
+                "console_override", f"the console raised the target incline to {pct:g} % from {base:g}"
+            )
+        elif change == "down":
+            self._rise.target_incline_pct = pct
+            current = base if self._incline is None else max(base, self._incline)
+            self._incline_follow.retarget(pct, now, current=current)
+            self._hold(f"the console lowered the target incline to {pct:g} % from {base:g}: holding")
+
+    def _hold(self, detail: str) -> None:
+        self._rise.holding = True
+        self._notify_changed()
+        self._defer(self._announce_hold, SafetyEvent("console_override", "hold", detail))
+
+    def _on_malformed(self, event: MalformedData) -> None:
+        if not self._watching:
+            return
+        if self._bad_data.add(self._clock.now()):
+            self._trip(
+                "bad_data",
+                f"{len(self._bad_data)} malformed notifications within {self.config.bad_data_window_s:g} s "
+                f"(last: {event.characteristic}: {event.error.problem})",
+            )
+
+    def _on_link_lost(self, reason: str) -> None:
+        self._link_down = True
+        if self._released:
+            return
+        if self._watching:
+            self._trip("link_lost", LINK_LOST_DETAIL)
+            self._defer(_LOGGER.critical, "link lost (%s): %s", reason, LINK_LOST_DETAIL)
+        elif self._latched is not None and not self._stop_confirmed:
+            self._defer(self._announce_link_lost, reason)
+
+    def _on_link_restored(self) -> None:
+        self._link_down = False
+        if self._released or not self._control_requested:
+            return
+        # The first command on the restored link is Stop, whatever happened before.
+        self._restored = True
+        self._stop_quiet.clear()
+        self._stop_wanted.set()
+
+    # -- announcing (queued behind the Stop write) ------------------------------------------------------
+
+    def _defer(self, callback: Callable[..., object], *args: object) -> None:
+        asyncio.get_running_loop().call_soon(callback, *args)
+
+    def _notify_changed(self) -> None:
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+
+    def _announce_latch(self, event: SafetyEvent) -> None:
+        _LOGGER.error("SAFETY STOP: %s: %s", event.reason, event.detail)
+        self._bus.publish(event)
+        self._bus.publish(StateEvent("stopped"))
+
+    def _announce_hold(self, event: SafetyEvent) -> None:
+        _LOGGER.warning("%s", event.detail)
+        self._bus.publish(event)
+
+    def _announce_link_lost(self, reason: str) -> None:
+        _LOGGER.critical("link lost (%s) after the stop: %s", reason, LINK_LOST_DETAIL)
+        self._bus.publish(SafetyEvent("link_lost", "alarm", LINK_LOST_DETAIL))
+
+    def _announce_state(self, state: SessionState) -> None:
+        self._bus.publish(StateEvent(state))

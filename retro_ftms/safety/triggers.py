@@ -1,0 +1,141 @@
+"""Pure trigger checks: what in a treadmill's reports must stop the belt (design.md "Triggers").
+
+The guard feeds these small state holders with reported values and the clock time; they answer whether a
+trigger fired. No I/O and no asyncio, so every threshold is unit-testable with plain numbers.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from retro_ftms.codec import TreadmillData
+from retro_ftms.events import SafetyReason
+from retro_ftms.safety.limits import EffectiveLimits, SafetyConfig
+
+# A status value within half the wire resolution of one we sent is the machine echoing our command.
+SPEED_ECHO_KMH: Final = 0.005
+INCLINE_ECHO_PCT: Final = 0.05
+
+ConsoleChange = Literal["ours", "up", "down"]
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A reason to stop the belt and latch, with a detail for the person and the event log."""
+
+    reason: SafetyReason
+    detail: str
+
+
+def cap_trigger(record: TreadmillData, limits: EffectiveLimits, config: SafetyConfig) -> Trigger | None:
+    """Overspeed, overincline (either side of the incline range) or heart rate above the maximum."""
+    speed = record.speed_kmh
+    if speed is not None and speed > limits.max_speed_kmh + config.speed_tolerance_kmh:
+        return Trigger("overspeed", f"reported {speed:g} km/h, cap {limits.max_speed_kmh:g} km/h")
+    incline = record.incline_pct
+    if incline is not None:
+        if incline > limits.max_incline_pct + config.incline_tolerance_pct:
+            return Trigger("overincline", f"reported {incline:g} %, cap {limits.max_incline_pct:g} %")
+        if incline < limits.min_incline_pct - config.incline_tolerance_pct:
+            return Trigger("overincline", f"reported {incline:g} %, minimum {limits.min_incline_pct:g} %")
+    hr = record.heart_rate_bpm
+    if hr is not None and config.max_heart_rate_bpm is not None and hr > config.max_heart_rate_bpm:
+        return Trigger("heart_rate", f"heart rate {hr} bpm, maximum {config.max_heart_rate_bpm} bpm")
+    return None
+
+
+def console_change(value: float, target: float, ours: Iterable[float], echo: float) -> ConsoleChange:
+    """Classify a Target Speed/Incline Changed status: an echo of a command of ours, or the console."""
+    if any(abs(value - sent) <= echo for sent in ours):
+        return "ours"
+    if abs(value - target) <= echo:
+        return "ours"
+    return "up" if value > target else "down"
+
+
+@dataclass(frozen=True, slots=True)
+class Off:
+    """Reported values have been outside the band since `since_s`, for `records` records in a row."""
+
+    since_s: float
+    records: int
+
+
+class Follow:
+    """Whether a reported quantity follows its target.
+
+    The band is the target plus/minus `tolerance`; for `settle_s` after a change it also reaches up to
+    the previous target (a belt slowing down, an incline motor running down). With `lower=False` only
+    the upper side counts (an incline motor that lags is no danger). `observe` tells since when, and for
+    how many records, the value has been outside; a change of target starts the count again.
+    """
+
+    __slots__ = ("_changed_s", "_lower", "_off", "_previous", "_settle_s", "_target", "_tolerance")
+
+    def __init__(self, *, settle_s: float, tolerance: float, lower: bool = True) -> None:
+        self._settle_s = settle_s
+        self._tolerance = tolerance
+        self._lower = lower
+        self._target = 0.0
+        self._previous = 0.0
+        self._changed_s = -math.inf
+        self._off: Off | None = None
+
+    def retarget(self, target: float, now_s: float, *, current: float | None = None) -> None:
+        """A new target from `now_s` on; within the settling time the old one still bounds the band.
+
+        `current` is where the quantity is now when that may be above the old target (an incline the
+        machine had before our first command).
+        """
+        settling = now_s - self._changed_s < self._settle_s
+        self._previous = max(self._target, self._previous) if settling else self._target
+        if current is not None:
+            self._previous = max(self._previous, current)
+        self._target = target
+        self._changed_s = now_s
+        self._off = None
+
+    def restart(self, now_s: float) -> None:
+        """The belt starts from standstill (Start/Resume): the settling time begins again."""
+        self._changed_s = now_s
+        self._off = None
+
+    def band(self, now_s: float, upper_at_least: float = -math.inf) -> tuple[float, float]:
+        """The (low, high) band now; `upper_at_least` widens the top (e.g. the first-speed limit)."""
+        settling = now_s - self._changed_s < self._settle_s
+        high = max(self._target, self._previous if settling else self._target, upper_at_least)
+        low = self._target - self._tolerance if self._lower else -math.inf
+        return low, high + self._tolerance
+
+    def observe(self, value: float, now_s: float, upper_at_least: float = -math.inf) -> Off | None:
+        low, high = self.band(now_s, upper_at_least)
+        if low <= value <= high:
+            self._off = None
+            return None
+        self._off = Off(now_s, 1) if self._off is None else Off(self._off.since_s, self._off.records + 1)
+        return self._off
+
+
+class BadDataWindow:
+    """Malformed notifications in a sliding window; more than `tolerance` of them is a trigger."""
+
+    __slots__ = ("_times", "_tolerance", "_window_s")
+
+    def __init__(self, tolerance: int, window_s: float) -> None:
+        self._tolerance = tolerance
+        self._window_s = window_s
+        self._times: collections.deque[float] = collections.deque()
+
+    def add(self, now_s: float) -> bool:
+        """Count one malformed notification; True when the window now holds more than tolerated."""
+        self._times.append(now_s)
+        while self._times and self._times[0] <= now_s - self._window_s:
+            self._times.popleft()
+        return len(self._times) > self._tolerance
+
+    def __len__(self) -> int:
+        return len(self._times)
