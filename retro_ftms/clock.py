@@ -13,6 +13,9 @@ from collections.abc import AsyncIterator
 from typing import Final
 
 MAX_TIME_SCALE: Final = 2000.0  # beyond this the event loop's own latency is a visible share of a second
+# A watchdog deadline never gets shorter than this in wall time: under a compressed clock, a busy event
+# loop stalling for a few milliseconds is many simulated seconds, and must not look like a silent treadmill.
+WATCHDOG_WALL_FLOOR_S: Final = 0.25
 
 
 class Clock:
@@ -31,6 +34,14 @@ class Clock:
     def to_wall(self, seconds: float) -> float:
         """Wall seconds that `seconds` of simulated time take."""
         return seconds / self.scale
+
+    def watchdog_s(self, seconds: float) -> float:
+        """A watchdog period in simulated seconds: `seconds`, or longer when the clock is compressed.
+
+        At time scale 1 this is `seconds` (the floor is far below any configured timeout); at scale 400 a
+        3 s data timeout becomes 100 simulated seconds, the 0.25 s of wall time the event loop may need.
+        """
+        return max(seconds, WATCHDOG_WALL_FLOOR_S * self.scale)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self.scale)

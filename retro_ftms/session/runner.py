@@ -57,6 +57,8 @@ class SessionResult:
     reason: str | None
     exit_code: int
     program_time_s: float
+    # The guard confirmed the belt stopped from fresh Treadmill Data (after a reconnect too); None: unknown.
+    belt_stopped: bool | None = None
 
 
 class SessionRunner:
@@ -115,7 +117,8 @@ class SessionRunner:
         return self._program_time_s
 
     async def run(self) -> SessionResult:
-        """Run the program to its end or to a latch; the belt is stopped (or the alarm raised) on return."""
+        """Run the program to its end or to a latch; the belt is stopped (or the alarm raised) and control
+        released on return."""
         unsubscribe = self._bus.subscribe(self._on_event)
         try:
             return await self._run()
@@ -128,12 +131,14 @@ class SessionRunner:
             return await self._end_latched()
         except Exception as exc:
             _LOGGER.exception("session failed")
-            await self._guard.stop("error", f"internal error: {exc!r}")
+            stopped = await self._guard.stop("error", f"internal error: {exc!r}")
             self._bus.publish(StateEvent("faulted"))
             self._bus.publish(EndEvent("error", "error"))
-            return SessionResult("error", "error", EXIT_INTERNAL_ERROR, self._program_time_s)
+            return SessionResult("error", "error", EXIT_INTERNAL_ERROR, self._program_time_s, stopped)
         finally:
             unsubscribe()
+            # Every way out, after a latch too: Reset releases control, so the console works again.
+            await self._guard.release()
 
     async def _run(self) -> SessionResult:
         guard = self._guard
@@ -168,16 +173,16 @@ class SessionRunner:
             self._bus.publish(StateEvent("completed"))
             self._bus.publish(EndEvent("completed", None))
             await guard.release()
-            return SessionResult("completed", None, EXIT_COMPLETED, self._program_time_s)
+            return SessionResult("completed", None, EXIT_COMPLETED, self._program_time_s, True)
         return await self._end_latched()
 
     async def _end_latched(self) -> SessionResult:
         """End after a latch, once the guard's stop procedure has been confirmed or has raised the alarm."""
-        await self._guard.wait_stopped()
+        stopped = await self._guard.wait_stopped()
         reason = self._guard.reason or "error"
         self._bus.publish(EndEvent("stopped", reason))
         code = EXIT_INTERRUPTED if reason in _PERSON_REASONS else EXIT_SAFETY_STOP
-        return SessionResult("stopped", reason, code, self._program_time_s)
+        return SessionResult("stopped", reason, code, self._program_time_s, stopped)
 
     async def _handle_requests(self) -> bool:
         """Carry out queued edge requests; True when one of them stopped the session."""
@@ -272,4 +277,3 @@ class SessionRunner:
     def _on_event(self, _t: float, event: Event) -> None:
         if isinstance(event, SafetyEvent | StateEvent):
             self._wake.set()
-
