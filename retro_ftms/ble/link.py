@@ -50,12 +50,23 @@ class MalformedData:
 
 @dataclass(frozen=True, slots=True)
 class LinkLost:
+    """The link dropped. `reconnecting`: the connection is trying to come back (`LinkRestored` or
+    `ReconnectFailed` follows), so whoever waits to write Stop has something to wait for."""
+
     reason: str
+    reconnecting: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class LinkRestored:
     """The link came back (issue 5's reconnects); the first command after this must be Stop."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectFailed:
+    """The link did not come back within the reconnect window; no further attempt is made."""
+
+    reason: str
 
 
 LinkEvent = (
@@ -65,6 +76,7 @@ LinkEvent = (
     | MalformedData
     | LinkLost
     | LinkRestored
+    | ReconnectFailed
 )
 LinkListener = Callable[[LinkEvent], None]
 

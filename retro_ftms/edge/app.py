@@ -24,7 +24,8 @@ from retro_ftms.safety.limits import EffectiveLimits
 
 if TYPE_CHECKING:
     from retro_ftms.ble.connect import FoundTreadmill
-    from retro_ftms.ble.ftms_client import FtmsClient
+    from retro_ftms.ble.heart_rate import HeartRateMonitor
+    from retro_ftms.ble.reconnect import ReconnectingLink
     from retro_ftms.edge.config import AppConfig
     from retro_ftms.edge.mqtt import MqttBridge
     from retro_ftms.program import Program
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from retro_ftms.session.runner import SessionResult, SessionRunner
     from retro_ftms.session.snapshot import SessionSnapshot, SnapshotTracker
     from simulator.faults import FaultSpec
+    from simulator.heart_rate_strap import HeartRateProfile
     from simulator.model import SimulatorSettings
 
 _LOGGER = logging.getLogger(__name__)
@@ -58,6 +60,10 @@ class RunOptions:
     units: Units | None = None
     time_scale: float = 1.0
     faults: tuple[str, ...] = ()
+    # A simulated heart-rate strap next to the simulator, with this profile (`90` or `90,170@40`).
+    hr_strap: str | None = None
+    # A real heart-rate strap's address or name.
+    hr_device: str | None = None
     quirks: tuple[str, ...] = ()
 
 
@@ -87,6 +93,14 @@ class SessionUI(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class _Links:
+    """What a session is connected to: the treadmill (reconnecting after a drop) and a strap, if any."""
+
+    treadmill: ReconnectingLink
+    heart_rate: HeartRateMonitor | None = None
+
+
 @dataclass(slots=True)
 class _MqttNotices:
     """The run's MQTT bridge, if any, and the problem the person was last told about (told once)."""
@@ -114,6 +128,17 @@ def parse_faults(specs: tuple[str, ...]) -> tuple[FaultSpec, ...]:
     return tuple(faults)
 
 
+def parse_hr_strap(spec: str | None) -> HeartRateProfile | None:
+    from simulator.heart_rate_strap import HeartRateProfile  # noqa: PLC0415
+
+    if spec is None:
+        return None
+    try:
+        return HeartRateProfile.parse(spec)
+    except ValueError as error:
+        raise ConfigError("--hr-strap", spec, spec, str(error)) from error
+
+
 def load_app_config(options: RunOptions) -> AppConfig:
     from retro_ftms.edge.config import MqttConfig, load_config  # noqa: PLC0415
 
@@ -138,13 +163,15 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
     if errors:
         raise errors[0]
     faults = parse_faults(options.faults)
+    sim_settings = simulator_settings(options.quirks) if options.simulator else None
+    hr_profile = parse_hr_strap(options.hr_strap) if options.simulator else None
     if not ui.preflight(program.title, program.description):
         return EXIT_DECLINED
 
     clock = Clock(options.time_scale)
     bus = EventBus(clock)
     main_task = asyncio.current_task()
-    runner_ref: list[SessionRunner] = []
+    runner_ref: list[SessionControl] = []
     mqtt = _MqttNotices()
 
     def on_signal() -> None:
@@ -156,9 +183,13 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
     with _signal_handlers(on_signal), _event_log(options.events_path, bus):
         async with contextlib.AsyncExitStack() as stack:
             bus.publish(StateEvent("connecting"))
-            client = await stack.enter_async_context(_open_link(options, config, clock, bus, faults))
+            links = await stack.enter_async_context(
+                _open_link(
+                    options, config, clock, bus, faults, sim_settings=sim_settings, hr_profile=hr_profile
+                )
+            )
             result, tracker = await _run_guarded(
-                client=client,
+                links=links,
                 program=program,
                 config=config,
                 clock=clock,
@@ -176,22 +207,25 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
 
 async def _run_guarded(
     *,
-    client: FtmsClient,
+    links: _Links,
     program: Program,
     config: AppConfig,
     clock: Clock,
     bus: EventBus,
     ui: SessionUI,
     units: Units,
-    runner_ref: list[SessionRunner],
+    runner_ref: list[SessionControl],
     mqtt: _MqttNotices,
     stack: contextlib.AsyncExitStack,
 ) -> tuple[SessionResult, SnapshotTracker]:
+    """Guard and runner for a treadmill with a Control Point; the coaching session for one without."""
     from retro_ftms.program import check_program, expand  # noqa: PLC0415
     from retro_ftms.safety import SafetyGuard  # noqa: PLC0415
+    from retro_ftms.session.coaching import CoachingSession  # noqa: PLC0415
     from retro_ftms.session.runner import SessionRunner  # noqa: PLC0415
     from retro_ftms.session.snapshot import SnapshotTracker  # noqa: PLC0415
 
+    client = links.treadmill
     limits = EffectiveLimits.from_config(
         config.safety,
         speed_range_kmh=(
@@ -209,8 +243,18 @@ async def _run_guarded(
     segments = expand(program, limits)
     tracker = SnapshotTracker(program.name, len(program.steps), segments[-1].end_s)
     stack.callback(bus.subscribe(tracker.on_event))
-    guard = await stack.enter_async_context(SafetyGuard(client, limits, config.safety, clock, bus))
-    runner = SessionRunner(segments=segments, guard=guard, limits=limits, clock=clock, bus=bus)
+    runner: SessionRunner | CoachingSession
+    if client.has_control_point:
+        guard = await stack.enter_async_context(SafetyGuard(client, limits, config.safety, clock, bus))
+        runner = SessionRunner(segments=segments, guard=guard, limits=limits, clock=clock, bus=bus)
+        on_heart_rate = guard.on_heart_rate
+    else:
+        runner = CoachingSession(
+            segments=segments, link=client, limits=limits, config=config.safety, clock=clock, bus=bus
+        )
+        on_heart_rate = runner.on_heart_rate
+    if links.heart_rate is not None:
+        stack.callback(links.heart_rate.add_listener(on_heart_rate))
     bus.publish(StateEvent("ready"))
     if config.mqtt.enabled:
         from retro_ftms.edge.mqtt import MqttBridge  # noqa: PLC0415
@@ -229,25 +273,46 @@ async def _run_guarded(
 
 @contextlib.asynccontextmanager
 async def _open_link(
-    options: RunOptions, config: AppConfig, clock: Clock, bus: EventBus, faults: tuple[FaultSpec, ...]
-) -> AsyncIterator[FtmsClient]:
-    """The connected, set-up treadmill link: the in-process simulator, a Bumble transport or the OS stack."""
+    options: RunOptions,
+    config: AppConfig,
+    clock: Clock,
+    bus: EventBus,
+    faults: tuple[FaultSpec, ...],
+    *,
+    sim_settings: SimulatorSettings | None = None,
+    hr_profile: HeartRateProfile | None = None,
+) -> AsyncIterator[_Links]:
+    """The connected, set-up treadmill link: the in-process simulator, a Bumble transport or the OS stack;
+    and the heart-rate strap when one is asked for (a simulated one next to the simulator).
+
+    The client learns from `config.ble` how the treadmill departs from FTMS, and shares the session clock.
+    On every path the link reconnects after a drop (`[ble] reconnect_window_s`), so the guard can send Stop.
+    """
     from retro_ftms.ble.bumble_backend import BumbleCentral  # noqa: PLC0415
     from retro_ftms.ble.connect import connect_ftms  # noqa: PLC0415
+    from retro_ftms.ble.ftms_client import FtmsClient  # noqa: PLC0415
+    from retro_ftms.ble.heart_rate import HeartRateMergingBus, HeartRateMonitor  # noqa: PLC0415
+    from retro_ftms.ble.reconnect import ReconnectingLink  # noqa: PLC0415
 
     async with contextlib.AsyncExitStack() as stack:
         central: BumbleCentral | None = None
         target: str
+        strap_target = options.hr_device
         if options.simulator:
             from bumble.link import LocalLink  # noqa: PLC0415
 
             from simulator.gatt import SimulatedTreadmill  # noqa: PLC0415
+            from simulator.heart_rate_strap import SimulatedHeartRateStrap  # noqa: PLC0415
 
             link = LocalLink()  # type: ignore[no-untyped-call]
             sim = await stack.enter_async_context(
-                SimulatedTreadmill(clock, simulator_settings(options.quirks), faults, bus)
+                SimulatedTreadmill(clock, sim_settings or simulator_settings(options.quirks), faults, bus)
             )
             await sim.serve_on_link(link)
+            if hr_profile is not None:
+                strap = await stack.enter_async_context(SimulatedHeartRateStrap(clock, hr_profile, bus=bus))
+                await strap.serve_on_link(link)
+                strap_target = strap.address
             central = await stack.enter_async_context(await BumbleCentral.on_link(link))
             target = sim.address
         else:
@@ -255,15 +320,35 @@ async def _open_link(
             target = options.device
             if options.transport is not None:
                 central = await stack.enter_async_context(await BumbleCentral.open(options.transport))
-        client = await connect_ftms(
-            target,
-            central=central,
-            bus=bus,
-            cp_timeout_s=config.ble.cp_timeout_s,
-            timeout_s=config.ble.connect_timeout_s,
+        heart_rate: HeartRateMonitor | None = None
+        client_bus = bus
+        if strap_target is not None:
+            heart_rate = await stack.enter_async_context(
+                HeartRateMonitor(
+                    strap_target, clock=clock, central=central, connect_timeout_s=config.ble.connect_timeout_s
+                )
+            )
+            client_bus = HeartRateMergingBus(bus, lambda: None if heart_rate is None else heart_rate.bpm)
+
+        async def connect(timeout_s: float) -> FtmsClient:
+            return await connect_ftms(
+                target,
+                central=central,
+                bus=client_bus,
+                cp_timeout_s=config.ble.cp_timeout_s,
+                timeout_s=timeout_s,
+                quirks=config.ble.treadmill_quirks(),
+                clock=clock,
+            )
+
+        treadmill = await stack.enter_async_context(
+            ReconnectingLink(
+                connect,
+                window_s=config.ble.reconnect_window_s,
+                attempt_timeout_s=config.ble.connect_timeout_s,
+            )
         )
-        async with client:
-            yield client
+        yield _Links(treadmill, heart_rate)
 
 
 async def scan(transport: str | None, timeout_s: float = SCAN_TIMEOUT_S) -> list[FoundTreadmill]:
@@ -300,12 +385,18 @@ async def run_simulator_process(
 
 
 def simulator_settings(quirks: tuple[str, ...]) -> SimulatorSettings:
-    """The simulated treadmill's settings, with the named quirk profiles of real machines applied."""
-    from simulator.model import SimulatorSettings  # noqa: PLC0415
+    """The simulated treadmill's settings, with the named quirk profiles of real machines applied.
 
-    if quirks:
-        raise ConfigError("--quirk", ", ".join(quirks), quirks, "the simulator has no quirk profiles yet")
-    return SimulatorSettings()
+    An unknown name is a `ConfigError` that lists the known ones.
+    """
+    from simulator.model import SimulatorSettings  # noqa: PLC0415
+    from simulator.quirks import with_quirks  # noqa: PLC0415
+
+    try:
+        return with_quirks(SimulatorSettings(), quirks)
+    except ValueError as error:
+        given = ", ".join(quirks)
+        raise ConfigError("--quirk", given, given, str(error)) from error
 
 
 @contextlib.contextmanager

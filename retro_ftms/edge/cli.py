@@ -29,6 +29,7 @@ from retro_ftms import __version__
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from retro_ftms.ble.connect import FitnessMachineAdvertisement
     from retro_ftms.errors import InvalidInputError
     from retro_ftms.program import Program
     from retro_ftms.safety.limits import SafetyConfig
@@ -44,6 +45,8 @@ MAX_TIME_SCALE: Final = 2000.0  # = retro_ftms.clock.MAX_TIME_SCALE, kept here s
 MAX_SCAN_TIMEOUT_S: Final = 120.0  # a scan longer than two minutes is a typo
 LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 MPH_TO_KMH: Final = 1.609344
+# Fitness Machine Type bits of the FTMS Service Data (ftms.md §1), bit 0 first.
+MACHINE_TYPES: Final = ("treadmill", "cross trainer", "step climber", "stair climber", "rower", "indoor bike")
 
 
 class UnitsChoice(enum.StrEnum):
@@ -303,6 +306,23 @@ def run(
     ] = None,
     fault: FaultOption = None,
     quirk: QuirkOption = None,
+    hr_strap: Annotated[
+        str | None,
+        typer.Option(
+            "--hr-strap",
+            metavar="BPM[,BPM@T]...",
+            help="With --simulator: put a simulated heart-rate strap on the air too, e.g. 95 or 95,170@40 "
+            "(170 bpm from 40 s after the belt started).",
+        ),
+    ] = None,
+    hr_device: Annotated[
+        str | None,
+        typer.Option(
+            "--hr-device",
+            metavar="ADDRESS|NAME",
+            help="A BLE heart-rate strap to watch (for [safety] max_heart_rate_bpm and the display).",
+        ),
+    ] = None,
     transport: TransportOption = None,
     config: ConfigOption = None,
     mqtt: Annotated[
@@ -338,11 +358,14 @@ def run(
             ("--time-scale", time_scale is not None),
             ("--fault", faults),
             ("--quirk", quirks),
+            ("--hr-strap", hr_strap is not None),
         ):
             if given:
                 raise _usage_error("run", f"{name} needs --simulator (a real treadmill runs as it is)")
     elif transport is not None:
         raise _usage_error("run", "--transport goes with --device (the in-process simulator needs none)")
+    elif hr_device is not None:
+        raise _usage_error("run", "--hr-device goes with --device (the simulator's strap is --hr-strap)")
     if time_scale is not None:
         _check_time_scale("run", time_scale)
     _check_faults("run", faults)
@@ -371,6 +394,8 @@ def run(
         time_scale=1.0 if time_scale is None else time_scale,
         faults=tuple(faults),
         quirks=tuple(quirks),
+        hr_strap=hr_strap,
+        hr_device=hr_device,
     )
     ui = TerminalUI(_stdout_console(), assume_yes=yes)
     raise typer.Exit(_run_async(run_session(options, ui)))
@@ -406,16 +431,28 @@ def scan(
         from rich.table import Table  # noqa: PLC0415
 
         table = Table(title="FTMS treadmills")
-        for column in ("name", "address", "signal", "available"):
+        for column in ("name", "address", "signal", "advertises"):
             table.add_column(column)
         for treadmill in found:
-            data = treadmill.service_data
-            available = "?" if data is None else "yes" if data.available else "no (busy)"
-            table.add_row(treadmill.name or "-", treadmill.address, f"{treadmill.rssi} dBm", available)
+            table.add_row(
+                treadmill.name or "-",
+                treadmill.address,
+                f"{treadmill.rssi} dBm",
+                _advertised(treadmill.service_data),
+            )
         console.print(table)
         return EXIT_OK
 
     raise typer.Exit(_run_async(scan_and_show()))
+
+
+def _advertised(data: FitnessMachineAdvertisement | None) -> str:
+    """What a treadmill's FTMS Service Data says: its machine types and whether it takes a connection."""
+    if data is None:
+        return "FTMS (0x1826) without Service Data: type and availability unknown"
+    types = [name for bit, name in enumerate(MACHINE_TYPES) if data.machine_type & (1 << bit)]
+    available = "available" if data.available else "busy (not available for a connection)"
+    return f"{', '.join(types) or 'unknown type'}; {available}"
 
 
 @app.command()

@@ -38,6 +38,7 @@ from retro_ftms.events import (
     StateEvent,
     StepEvent,
 )
+from retro_ftms.session.coaching import CoachEvent
 
 if TYPE_CHECKING:
     from retro_ftms.session.control import SessionControl
@@ -55,6 +56,8 @@ METRES_PER_MILE: Final = 1609.344
 # Safety reasons after which the belt may still be moving: the person must use the safety key.
 PULL_KEY_REASONS: Final = frozenset({"link_lost", "stop_unconfirmed"})
 PULL_KEY_MESSAGE: Final = "THE BELT MAY STILL BE MOVING: pull the safety key now."
+# The guard's word for a stop confirmed from fresh data after the link came back.
+STOP_CONFIRMED_ACTION: Final = "stop_confirmed"
 REASON_WORDS: Final[dict[str, str]] = {
     "safety_key": "the safety key was pulled",
     "user_stop": "the belt was stopped on the treadmill's console",
@@ -133,6 +136,16 @@ def _step_label(index: int | None, count: int, name: str | None) -> str:
     return f"step {index + 1}/{count}" + (f" {name}" if name else "")
 
 
+def coach_words(event: CoachEvent, units: Units) -> str:
+    """What the coach asks for, with a speed in the person's units (the console's, usually)."""
+    kmh = event.speed_kmh
+    if kmh is not None and event.action == "start":
+        return f"Start the belt on the console at {format_speed(kmh, units)}."
+    if kmh is not None and event.action == "set_speed":
+        return f"Set the speed on the console to {format_speed(kmh, units)}."
+    return event.message
+
+
 def event_line(event: Event, units: Units, step_count: int) -> Text | None:
     """The one-line report of a notable event, or None for events that only update the status."""
     if isinstance(event, StepEvent):
@@ -143,11 +156,15 @@ def event_line(event: Event, units: Units, step_count: int) -> Text | None:
             f"{format_duration(event.duration_s)}",
             style="bold cyan",
         )
+    if isinstance(event, CoachEvent):
+        return Text(f"coach: {coach_words(event, units)}", style="bold magenta")
     if isinstance(event, SafetyEvent):
         detail = f" ({event.detail})" if event.detail else ""
         style = "yellow" if event.action in {"pause", "hold"} else "bold red"
+        if event.action == STOP_CONFIRMED_ACTION:
+            style = "bold green"
         text = Text(f"safety: {reason_words(event.reason)} [{event.reason}] -> {event.action}{detail}", style)
-        if event.reason in PULL_KEY_REASONS:
+        if event.reason in PULL_KEY_REASONS and event.action != STOP_CONFIRMED_ACTION:
             text.append(f"  {PULL_KEY_MESSAGE}", style="bold white on red")
         return text
     if isinstance(event, RefusedEvent):
@@ -223,8 +240,10 @@ def render_summary(
     grid.add_row("Top speed", format_speed(top_speed_kmh, units))
     meaning = EXIT_MEANINGS.get(result.exit_code, "")
     grid.add_row("Exit code", f"{result.exit_code}: {meaning}" if meaning else str(result.exit_code))
+    if result.belt_stopped is not None:
+        grid.add_row("Belt", "confirmed stopped" if result.belt_stopped else "NOT confirmed stopped")
     parts: list[RenderableType] = [grid]
-    if result.reason in PULL_KEY_REASONS:
+    if result.reason in PULL_KEY_REASONS and result.belt_stopped is not True:
         parts.append(
             Panel(
                 Text(PULL_KEY_MESSAGE, style="bold white on red", justify="center"),
@@ -330,7 +349,7 @@ class SessionDisplay:
             return
         if isinstance(event, StepEvent):
             self._step_end_s = self._tracker.snapshot_at(t).elapsed_s + event.duration_s
-        if isinstance(event, StepEvent | SafetyEvent | RefusedEvent | StateEvent | EndEvent):
+        if isinstance(event, StepEvent | SafetyEvent | RefusedEvent | StateEvent | EndEvent | CoachEvent):
             self._pending.append((t, event))
             self._wake.set()
 

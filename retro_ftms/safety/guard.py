@@ -27,6 +27,7 @@ from retro_ftms.ble.link import (
     LinkRestored,
     MachineStatusReceived,
     MalformedData,
+    ReconnectFailed,
     TreadmillDataReceived,
 )
 from retro_ftms.clock import Clock
@@ -86,6 +87,7 @@ EXIT_DEADLINE_S: Final = 3.0
 CANCEL_RETRY_S: Final = 0.05
 
 LINK_LOST_DETAIL: Final = "the belt may still be moving: use the safety key / clip"
+RESTORED_STOPPED_DETAIL: Final = "the link came back: Stop went first, and the belt is confirmed stopped"
 UNCONFIRMED_DETAIL: Final = "the belt was not confirmed stopped: use the safety key / clip"
 
 _STOP: Final = ControlPointRequest.stop()
@@ -163,6 +165,9 @@ class SafetyGuard:
         self._finishing = False
         self._released = False
         self._link_down = False
+        # The link is down and says it is reconnecting: the stop confirmation waits for it (see `_deadlines`).
+        self._awaiting_link = False
+        self._restored_at_s: float | None = None
         self._latched: SafetyEvent | None = None
         self._alarm: SafetyEvent | None = None
 
@@ -698,6 +703,8 @@ class SafetyGuard:
         self._paused = False
         self._pause_source = None
         self._paused_at_s = None
+        # No data is owed while the belt stands still: the data timeout counts from the resume.
+        self._running_since_s = self._clock.now()
         self._notify_changed()
         self._watch_wake.set()
 
@@ -741,6 +748,8 @@ class SafetyGuard:
 
     def _confirm_stop(self) -> None:
         self._stop_confirmed = True
+        if self._restored_at_s is not None and self._latched is not None:
+            self._defer(self._announce_restored_stop, self._latched.reason)
         self._maybe_stop_done()
 
     def _maybe_stop_done(self) -> None:
@@ -842,17 +851,26 @@ class SafetyGuard:
         due: list[tuple[float, Callable[[], Any]]] = []
         if self.running and not self._link_down:
             fresh = max(t for t in (self._data_at_s, self._running_since_s, -math.inf) if t is not None)
-            due.append((fresh + config.data_timeout_s, self._stale))
+            due.append((fresh + self._clock.watchdog_s(config.data_timeout_s), self._stale))
         if self._paused and self._paused_at_s is not None and self._latched is None and not self._finishing:
             due.append((self._paused_at_s + config.max_pause_s, self._pause_timeout))
             if not self._pause_halted and self._started:
-                due.append((self._paused_at_s + config.stop_confirm_timeout_s, self._pause_unconfirmed))
-        if self._stop_requested_s is not None and not self._stop_done.is_set():
-            due.append((self._stop_requested_s + config.stop_confirm_timeout_s, self._stop_deadline))
+                due.append(
+                    (
+                        self._paused_at_s + self._clock.watchdog_s(config.stop_confirm_timeout_s),
+                        self._pause_unconfirmed,
+                    )
+                )
+        if self._stop_requested_s is not None and not self._stop_done.is_set() and not self._awaiting_link:
+            # After a reconnect the Stop goes out anew: its confirmation time counts from then.
+            since = max(self._stop_requested_s, self._restored_at_s or -math.inf)
+            due.append((since + self._clock.watchdog_s(config.stop_confirm_timeout_s), self._stop_deadline))
         return due
 
     def _stale(self) -> None:
-        self._trip("stale_data", f"no Treadmill Data for {self.config.data_timeout_s:g} s")
+        self._trip(
+            "stale_data", f"no Treadmill Data for {self._clock.watchdog_s(self.config.data_timeout_s):g} s"
+        )
 
     def _pause_timeout(self) -> None:
         self._trip("pause_timeout", f"paused longer than {self.config.max_pause_s:g} s")
@@ -895,9 +913,11 @@ class SafetyGuard:
             elif isinstance(event, MalformedData):
                 self._on_malformed(event)
             elif isinstance(event, LinkLost):
-                self._on_link_lost(event.reason)
+                self._on_link_lost(event.reason, reconnecting=event.reconnecting)
             elif isinstance(event, LinkRestored):
                 self._on_link_restored()
+            elif isinstance(event, ReconnectFailed):
+                self._on_reconnect_failed(event.reason)
         except Exception:
             # A guard that cannot judge a report must not let the belt run on.
             self._trip("error", "the safety guard failed on a treadmill report")
@@ -1041,8 +1061,9 @@ class SafetyGuard:
                 f"(last: {event.characteristic}: {event.error.problem})",
             )
 
-    def _on_link_lost(self, reason: str) -> None:
+    def _on_link_lost(self, reason: str, *, reconnecting: bool = False) -> None:
         self._link_down = True
+        self._awaiting_link = reconnecting and not self._released
         if self._released:
             return
         if self._watching:
@@ -1053,12 +1074,40 @@ class SafetyGuard:
 
     def _on_link_restored(self) -> None:
         self._link_down = False
+        self._awaiting_link = False
         if self._released or not self._control_requested:
             return
         # The first command on the restored link is Stop, whatever happened before.
         self._restored = True
+        self._restored_at_s = self._clock.now()
         self._stop_quiet.clear()
         self._stop_wanted.set()
+        self._watch_wake.set()
+
+    def _on_reconnect_failed(self, reason: str) -> None:
+        """No link any more: the stop confirmation deadline applies again (the alarm, if it has passed)."""
+        self._awaiting_link = False
+        self._watch_wake.set()
+        if self._latched is not None and not self._stop_confirmed:
+            self._defer(_LOGGER.critical, "the link did not come back (%s): %s", reason, LINK_LOST_DETAIL)
+
+    # -- heart rate from a strap --------------------------------------------------------------------------
+
+    def on_heart_rate(self, bpm: int | None) -> None:
+        """A heart rate from outside the treadmill (a BLE strap); None when it is no longer known.
+
+        Synchronous and non-blocking, like a link listener: above `max_heart_rate_bpm` it trips
+        `heart_rate` exactly as the Treadmill Data heart rate does.
+        """
+        try:
+            self._hr = bpm
+            limit = self.config.max_heart_rate_bpm
+            if bpm is None or limit is None or not self._watching or bpm <= limit:
+                return
+            self._trip("heart_rate", f"heart rate {bpm} bpm (strap), maximum {limit} bpm")
+        except Exception:
+            self._trip("error", "the safety guard failed on a heart rate")
+            _LOGGER.exception("safety guard failed on heart rate %r", bpm)
 
     # -- announcing (queued behind the Stop write) ------------------------------------------------------
 
@@ -1077,6 +1126,10 @@ class SafetyGuard:
     def _announce_hold(self, event: SafetyEvent) -> None:
         _LOGGER.warning("%s", event.detail)
         self._bus.publish(event)
+
+    def _announce_restored_stop(self, reason: SafetyReason) -> None:
+        _LOGGER.warning("%s", RESTORED_STOPPED_DETAIL)
+        self._bus.publish(SafetyEvent(reason, "stop_confirmed", RESTORED_STOPPED_DETAIL))
 
     def _announce_link_lost(self, reason: str) -> None:
         _LOGGER.critical("link lost (%s) after the stop: %s", reason, LINK_LOST_DETAIL)
