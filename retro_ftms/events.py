@@ -44,6 +44,7 @@ SafetyReason = Literal[
     "error",
 ]
 Outcome = Literal["completed", "stopped", "error"]
+CoachAction = Literal["info", "start", "set_speed", "set_incline", "stop", "pause", "resume"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,17 @@ class SimEvent(Event):
 
     def fields(self) -> dict[str, Any]:
         return {"event": self.event, **self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class CoachEvent(Event):
+    """Coaching mode: what the person should do on the console now (the treadmill has no Control Point)."""
+
+    TYPE: ClassVar[str] = "coach"
+    action: CoachAction
+    message: str
+    speed_kmh: float | None = None
+    incline_pct: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from retro_ftms.edge.cli import signals_blocked
 from retro_ftms.edge.keys import KEYS_HELP, read_keys
 from retro_ftms.edge.preflight import ask_preflight
 from retro_ftms.events import (
+    CoachEvent,
     DataEvent,
     EndEvent,
     Event,
@@ -38,7 +39,6 @@ from retro_ftms.events import (
     StateEvent,
     StepEvent,
 )
-from retro_ftms.session.coaching import CoachEvent
 
 if TYPE_CHECKING:
     from retro_ftms.session.control import SessionControl

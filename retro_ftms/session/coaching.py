@@ -18,8 +18,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import ClassVar, Final, Literal
+from typing import Final, Literal
 
 from retro_ftms.ble.link import (
     FtmsLink,
@@ -33,8 +32,9 @@ from retro_ftms.ble.link import (
 from retro_ftms.clock import Clock
 from retro_ftms.codec import MachineStatus, MachineStatusCode
 from retro_ftms.events import (
+    CoachAction,
+    CoachEvent,
     EndEvent,
-    Event,
     EventBus,
     SafetyEvent,
     SafetyReason,
@@ -85,19 +85,7 @@ _STOPPING_CODES: Final = frozenset(
 )
 
 # What the person is asked to do: `set_speed`/`set_incline` carry the value to set on the console.
-CoachAction = Literal["info", "start", "set_speed", "set_incline", "stop", "pause", "resume"]
 _Request = tuple[Literal["stop"], SafetyReason] | tuple[Literal["pause", "resume"], str]
-
-
-@dataclass(frozen=True, slots=True)
-class CoachEvent(Event):
-    """What the person should do on the console now (event log `coach`; the display shows it)."""
-
-    TYPE: ClassVar[str] = "coach"
-    action: CoachAction
-    message: str
-    speed_kmh: float | None = None
-    incline_pct: float | None = None
 
 
 class CoachingSession:

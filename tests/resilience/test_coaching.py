@@ -25,12 +25,12 @@ from retro_ftms.ble.reconnect import ReconnectingLink
 from retro_ftms.clock import Clock
 from retro_ftms.codec import CONTROL_POINT_UUID, MachineStatus, TreadmillData
 from retro_ftms.edge.app import RunOptions, Units, run_session
-from retro_ftms.events import Event, EventBus, SafetyEvent, StateEvent, StepEvent
+from retro_ftms.events import CoachEvent, Event, EventBus, SafetyEvent, StateEvent, StepEvent
 from retro_ftms.program import expand, load_program
 from retro_ftms.safety import SafetyConfig
 from retro_ftms.safety.coaching import CANNOT_STOP, ConsoleWatch
 from retro_ftms.safety.limits import EffectiveLimits
-from retro_ftms.session.coaching import CoachEvent, CoachingSession
+from retro_ftms.session.coaching import CoachingSession
 from retro_ftms.session.control import SessionControl
 from retro_ftms.session.runner import SessionResult
 from retro_ftms.session.snapshot import SnapshotTracker

@@ -5,8 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from retro_ftms.edge.display import PULL_KEY_MESSAGE, event_line, render_summary
-from retro_ftms.events import SafetyEvent
-from retro_ftms.session.coaching import CoachEvent
+from retro_ftms.events import CoachEvent, SafetyEvent
 from retro_ftms.session.runner import SessionResult
 from retro_ftms.session.snapshot import SessionSnapshot
 

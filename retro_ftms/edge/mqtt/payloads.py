@@ -10,12 +10,12 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from retro_ftms.events import EndEvent, Event, RefusedEvent, SafetyEvent, StepEvent, to_record
+from retro_ftms.events import CoachEvent, EndEvent, Event, RefusedEvent, SafetyEvent, StepEvent, to_record
 from retro_ftms.session.snapshot import SessionSnapshot
 
 # The session events that go out on `<base>/event` (design.md: safety events, step changes, the end;
 # refusals include rejected MQTT commands). Everything else only changes the state.
-FORWARDED_EVENTS: Final = (SafetyEvent, StepEvent, EndEvent, RefusedEvent)
+FORWARDED_EVENTS: Final = (SafetyEvent, StepEvent, EndEvent, RefusedEvent, CoachEvent)
 MAX_COMMAND_BYTES: Final = 64  # the longest valid command is 6 bytes; anything longer is junk
 CommandName = Literal["STOP", "PAUSE", "RESUME"]
 AVAILABLE: Final = b"online"
