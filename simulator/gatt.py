@@ -6,6 +6,11 @@ behaviour of ftms.md §6: a Control Point write without indications enabled gets
 while the previous procedure's indication is unconfirmed gets 0xFE, and the write response always goes
 out before the indication (the procedure runs in the write callback, the indication is sent by the
 connection's sender task afterwards).
+
+Quirks (`SimulatorSettings.quirks`) change what is on the air: a Control Point that notifies and takes
+Write Without Response (where a write has no way to report an error, so an unsubscribed write is
+dropped), missing Feature or range characteristics, advertising without Service Data, and a link the
+machine drops itself (`spin-up`).
 """
 
 from __future__ import annotations
@@ -67,7 +72,7 @@ class _Link:
 
     connection: Connection
     queue: asyncio.Queue[Outgoing | None] = field(default_factory=asyncio.Queue)  # None: link gone
-    cp_indications: bool = False
+    cp_subscribed: bool = False  # indications enabled (notifications with the cp-notify quirk)
     cp_queued: int = 0  # Control Point responses waiting for the sender
     task: asyncio.Task[None] | None = None
 
@@ -291,14 +296,15 @@ class SimulatedTreadmill:
         def notifying(uuid: str) -> Characteristic[bytes]:
             return Characteristic(uuid, Characteristic.Properties.NOTIFY, Characteristic.Permissions(0), b"")
 
+        p = Characteristic.Properties
+        quirks = self.settings.quirks
         control_point: Characteristic[bytes] = Characteristic(
             CONTROL_POINT_UUID,
-            Characteristic.Properties.WRITE | Characteristic.Properties.INDICATE,
+            (p.WRITE_WITHOUT_RESPONSE | p.NOTIFY) if quirks.control_point_notify else (p.WRITE | p.INDICATE),
             Characteristic.WRITEABLE,
             CharacteristicValue(write=self._on_control_point_write),
         )
         control_point.on(Characteristic.EVENT_SUBSCRIPTION, self._on_control_point_subscription)
-        p = Characteristic.Properties
         self._chars = {
             Channel.CONTROL_POINT: control_point,
             Channel.TREADMILL_DATA: notifying(TREADMILL_DATA_UUID),
@@ -310,16 +316,18 @@ class SimulatedTreadmill:
             ),
             Channel.MACHINE_STATUS: notifying(MACHINE_STATUS_UUID),
         }
+        feature = readable(FITNESS_MACHINE_FEATURE_UUID, lambda _connection: bytes(server.feature))
+        ranges = [
+            readable(SUPPORTED_SPEED_RANGE_UUID, lambda _connection: bytes(server.speed_range)),
+            readable(SUPPORTED_INCLINATION_RANGE_UUID, lambda _connection: bytes(server.inclination_range)),
+        ]
         return Service(
             FTMS_SERVICE_UUID,
             [
-                readable(FITNESS_MACHINE_FEATURE_UUID, lambda _connection: bytes(server.feature)),
+                *([feature] if quirks.feature_characteristic else []),
                 self._chars[Channel.TREADMILL_DATA],
                 self._chars[Channel.TRAINING_STATUS],
-                readable(SUPPORTED_SPEED_RANGE_UUID, lambda _connection: bytes(server.speed_range)),
-                readable(
-                    SUPPORTED_INCLINATION_RANGE_UUID, lambda _connection: bytes(server.inclination_range)
-                ),
+                *(ranges if quirks.range_characteristics else []),
                 control_point,
                 self._chars[Channel.MACHINE_STATUS],
             ],
@@ -336,8 +344,9 @@ class SimulatedTreadmill:
         structures: list[tuple[int, bytes]] = [
             (t.FLAGS, bytes([flags])),
             (t.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS, uuid),
-            (t.SERVICE_DATA_16_BIT_UUID, uuid + TREADMILL_SERVICE_DATA),
         ]
+        if self.settings.quirks.service_data:
+            structures.append((t.SERVICE_DATA_16_BIT_UUID, uuid + TREADMILL_SERVICE_DATA))
         name = self.settings.name.encode()
         room = self._adv_max_bytes - len(bytes(AdvertisingData(structures))) - 2
         if len(name) <= room:
@@ -375,25 +384,36 @@ class SimulatedTreadmill:
         _LOGGER.info("client %s disconnected (reason 0x%02x)", connection.peer_address, reason)
 
     def _on_control_point_subscription(self, bearer: att.Bearer, notify: bool, indicate: bool) -> None:
-        del notify
         link = self._links.get(bearer)
         if link is not None:
-            link.cp_indications = indicate
+            link.cp_subscribed = notify if self.settings.quirks.control_point_notify else indicate
 
     def _on_control_point_write(self, connection: Connection, value: bytes) -> None:
-        """Run the procedure now; raising `ATT_Error` answers the write with that ATT error instead."""
+        """Run the procedure now; raising `ATT_Error` answers the write with that ATT error instead.
+
+        A notifying Control Point (`cp-notify`) takes Write Without Response, which cannot carry an ATT
+        error: what the spec answers with an error is dropped there, and nothing is indicated, so
+        nothing waits for a confirmation either.
+        """
         link = self._links.get(connection)
         if link is None:
             raise att.ATT_Error(att.ErrorCode.UNLIKELY_ERROR)
-        if not link.cp_indications:
-            raise att.ATT_Error(att.ErrorCode.CCCD_IMPROPERLY_CONFIGURED)
-        if self._procedure_in_progress(link):
-            raise att.ATT_Error(att.ErrorCode.PROCEDURE_ALREADY_IN_PROGRESS)
-        if not value:
-            raise att.ATT_Error(att.ErrorCode.INVALID_ATTRIBUTE_LENGTH)
+        if self.settings.quirks.control_point_notify:
+            if not link.cp_subscribed or not value:
+                _LOGGER.info("control point write %s dropped: notifications off or empty", value.hex())
+                return
+        else:
+            if not link.cp_subscribed:
+                raise att.ATT_Error(att.ErrorCode.CCCD_IMPROPERLY_CONFIGURED)
+            if self._procedure_in_progress(link):
+                raise att.ATT_Error(att.ErrorCode.PROCEDURE_ALREADY_IN_PROGRESS)
+            if not value:
+                raise att.ATT_Error(att.ErrorCode.INVALID_ATTRIBUTE_LENGTH)
         self._deliver(self.server.handle_control_point(connection, bytes(value)))
         if self.server.first_start_at is not None:
             self._first_start.set()
+        if self.server.take_link_drop():
+            self._spawn(self.disconnect_all(), "sim-quirk-drop-link")
 
     def _procedure_in_progress(self, link: _Link) -> bool:
         """A response is still queued, or indicated and not yet confirmed.
@@ -430,7 +450,10 @@ class SimulatedTreadmill:
             if out is None:
                 return
             characteristic = self._chars[out.channel]
-            if out.channel is Channel.CONTROL_POINT:
+            if out.channel is Channel.CONTROL_POINT and self.settings.quirks.control_point_notify:
+                link.cp_queued -= 1
+                await device.notify_subscriber(link.connection, characteristic, out.payload)
+            elif out.channel is Channel.CONTROL_POINT:
                 # The pending confirmation exists from here on without a suspension point in between.
                 link.cp_queued -= 1
                 try:

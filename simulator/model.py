@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from retro_ftms.clock import Clock
+from simulator.quirks import Quirks
 
 KMH_PER_MPS: Final = 3.6
 BODY_MASS_KG: Final = 75.0  # for the energy estimate; FTMS reports energy, not the person's mass
@@ -93,6 +94,7 @@ class SimulatorSettings:
     incline_rate_pct_per_s: float = 0.5
     max_att_mtu: int = 247  # what the server accepts in an MTU exchange; 23 keeps the default payload
     advertising_interval_ms: float = 1.0  # fast connects on an in-process link (ftms.md §8)
+    quirks: Quirks = field(default_factory=Quirks)  # how this machine departs from FTMS (`--quirk`)
 
     def __post_init__(self) -> None:
         if not 0 <= self.speed_min_kmh < self.speed_max_kmh or self.speed_step_kmh <= 0:

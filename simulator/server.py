@@ -9,6 +9,7 @@ as a disagreement instead of hiding on both sides; outgoing values are encoded w
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import math
@@ -33,6 +34,7 @@ from retro_ftms.codec import (
 )
 from simulator.faults import FaultKind, FaultSpec
 from simulator.model import BeltState, ModelSnapshot, SimulatorSettings, TreadmillModel, quantize
+from simulator.quirks import KMH_PER_MPH, Quirk, Quirks
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -54,6 +56,8 @@ _SUPPORTED_OPS: Final = frozenset(
 )
 _STOP: Final = 0x01
 _PAUSE: Final = 0x02
+# Treadmill Data fields that are not measurements (an all-zero record keeps them as they are).
+_RECORD_META: Final = frozenset({"more_data", "unknown_flags", "trailing_bytes"})
 
 # Malformed Treadmill Data records of a `garbage` fault: each is cut short inside a field its flags
 # announce, so no decoder can read it (trailing bytes or unknown flags alone would be tolerated).
@@ -131,6 +135,9 @@ class FtmsServer:
         self._cp_silent = False
         self._pending_error: int | None = None
         self._silent_until = -math.inf
+        # Quirk state.
+        self._started_at: float | None = None  # the last Start/Resume (for a spin-up quirk)
+        self._drop_link = False
         # Treadmill Data schedule.
         self._last_data_t: float | None = None
         self._rest_record_pending = False
@@ -185,6 +192,15 @@ class FtmsServer:
     def safety_key_in(self) -> bool:
         return self._safety_key_in
 
+    @property
+    def quirks(self) -> Quirks:
+        return self.settings.quirks
+
+    def take_link_drop(self) -> bool:
+        """True once after a procedure made the machine drop its links (the transport does it)."""
+        drop, self._drop_link = self._drop_link, False
+        return drop
+
     # -- connections -----------------------------------------------------------------------------------
 
     def connect(self, client: ClientId, att_mtu: int = DEFAULT_ATT_MTU) -> None:
@@ -211,6 +227,12 @@ class FtmsServer:
         self._emit("cp_received", {"op": _op_name(data[0]), "data": bytes(data).hex()})
         op, parameter = data[0], bytes(data[1:])
         after: list[Outgoing] = []
+        if op == OpCode.SET_TARGET_SPEED and self._spinning_up(now):
+            # The motor controller is still spinning up: the firmware gives up the connection, unanswered.
+            self._drop_link = True
+            self._emit("quirk", {"quirk": str(Quirk.SPIN_UP), "action": "link_dropped"})
+            _LOGGER.info("spin-up quirk: a speed command during spin-up drops the link")
+            return []
         if self._pending_error is not None:
             result = self._pending_error
             self._pending_error = None
@@ -240,10 +262,10 @@ class FtmsServer:
         if op == OpCode.SET_TARGET_SPEED:
             if len(parameter) != 2:
                 return ResultCode.INVALID_PARAMETER, []
-            kmh = int.from_bytes(parameter, "little") / 100
-            if not self.settings.speed_in_range(kmh):
+            value = int.from_bytes(parameter, "little") / 100  # in the machine's own speed unit
+            if not self.settings.speed_in_range(value):
                 return ResultCode.INVALID_PARAMETER, []
-            return ResultCode.SUCCESS, self._set_speed(kmh)
+            return ResultCode.SUCCESS, self._set_speed(value * KMH_PER_MPH if self._mph else value)
         if op == OpCode.SET_TARGET_INCLINATION:
             if len(parameter) != 2:
                 return ResultCode.INVALID_PARAMETER, []
@@ -254,6 +276,10 @@ class FtmsServer:
         if op == OpCode.START_OR_RESUME:
             if parameter:
                 return ResultCode.INVALID_PARAMETER, []
+            if self.model.state is BeltState.RUNNING and self.quirks.start_toggles:
+                self._emit("quirk", {"quirk": str(Quirk.START_TOGGLE), "action": "paused"})
+                _LOGGER.info("start-toggle quirk: Start while running pauses the belt")
+                return ResultCode.SUCCESS, self._pause()
             if not self._safety_key_in or self.model.state is BeltState.RUNNING:
                 return ResultCode.OPERATION_FAILED, []
             if self.first_start_at is None:
@@ -397,13 +423,30 @@ class FtmsServer:
         # Until a record has said "at rest" (speed 0, not running), one more is owed once the belt rests:
         # decided from the record sent, so a belt that rests just after this sample still gets its zero.
         self._rest_record_pending = snap.state is BeltState.RUNNING or record.speed_kmh != 0.0
+        return self._data_out(record)
+
+    def _data_out(self, record: TreadmillData) -> list[Outgoing]:
+        """One record as notifications for every client, split per client MTU (room left for a trailer)."""
+        trailer = self.quirks.trailing_bytes
         out: list[Outgoing] = []
         for client, mtu in self._mtu.items():
             out.extend(
-                Outgoing(client, Channel.TREADMILL_DATA, fragment)
-                for fragment in record.fragments(mtu - ATT_HEADER_BYTES)
+                Outgoing(client, Channel.TREADMILL_DATA, fragment + trailer)
+                for fragment in record.fragments(mtu - ATT_HEADER_BYTES - len(trailer))
             )
         return out
+
+    def _zero_records(self) -> list[Outgoing]:
+        """The all-zero record of a machine waking up or going to sleep (the `zero-wakeup` quirk)."""
+        if not self.quirks.zero_records:
+            return []
+        record = self.record(self.model.snapshot())
+        zeros: dict[str, Any] = {
+            f.name: 0
+            for f in dataclasses.fields(record)
+            if f.name not in _RECORD_META and getattr(record, f.name) is not None
+        }
+        return self._data_out(dataclasses.replace(record, **zeros))
 
     def _record_due_at(self, now: float) -> float | None:
         """When the next record is due, silence aside: on a one-second grid while the belt runs or
@@ -423,13 +466,16 @@ class FtmsServer:
         """The Treadmill Data record of one snapshot, with the fields the settings enable."""
         f = self.settings.fields
         incline = snap.incline_pct
+        factor = self.quirks.incline_report_factor  # 1 on a tidy machine
         per_minute_kcal = snap.energy_per_minute_kcal
         return TreadmillData(
             speed_kmh=round(snap.speed_kmh, 2),
             average_speed_kmh=round(snap.average_speed_kmh, 2) if f.average_speed else None,
             total_distance_m=min(_UINT24_MAX, int(snap.distance_m)) if f.total_distance else None,
-            incline_pct=round(incline, 1) if f.inclination else None,
-            ramp_angle_deg=round(math.degrees(math.atan(incline / 100)), 1) if f.inclination else None,
+            incline_pct=round(incline * factor, 1) if f.inclination else None,
+            ramp_angle_deg=(
+                round(math.degrees(math.atan(incline / 100)) * factor, 1) if f.inclination else None
+            ),
             positive_elevation_gain_m=(
                 min(_ELEVATION_MAX_M, round(snap.positive_elevation_m, 1)) if f.elevation_gain else None
             ),
@@ -454,10 +500,26 @@ class FtmsServer:
         """Whether records go out on the one-second grid at `now`: running, or the belt still moving."""
         return self.model.state is BeltState.RUNNING or self.model.snapshot(now).speed_kmh > _AT_REST_KMH
 
+    @property
+    def _mph(self) -> bool:
+        return self.quirks.speed_target_mph
+
+    def _spinning_up(self, now: float) -> bool:
+        """Within the spin-up time after a Start/Resume of a machine with the `spin-up` quirk."""
+        spin_up_s = self.quirks.spin_up_s
+        return (
+            spin_up_s > 0
+            and self._started_at is not None
+            and self.model.state is BeltState.RUNNING
+            and now - self._started_at < spin_up_s
+        )
+
     def _set_speed(self, kmh: float) -> list[Outgoing]:
+        """A new target speed (km/h); the status reports it in the machine's own speed unit."""
         self.model.set_target_speed(kmh)
+        shown = kmh / KMH_PER_MPH if self._mph else kmh
         return [
-            *self._to_all(Channel.MACHINE_STATUS, bytes(MachineStatus.target_speed_changed(kmh))),
+            *self._to_all(Channel.MACHINE_STATUS, bytes(MachineStatus.target_speed_changed(shown))),
             *self._pre_workout(),
         ]
 
@@ -470,10 +532,12 @@ class FtmsServer:
 
     def _start(self) -> list[Outgoing]:
         self.model.start()
+        self._started_at = self.clock.now()
         self._motion_unreported = True
         return [
             *self._to_all(Channel.MACHINE_STATUS, bytes(MachineStatus.started_by_user())),
             *self._set_training(TrainingStatusCode.MANUAL_MODE),
+            *self._zero_records(),
         ]
 
     def _stop(self) -> list[Outgoing]:
@@ -481,11 +545,15 @@ class FtmsServer:
         return [
             *self._to_all(Channel.MACHINE_STATUS, bytes(MachineStatus.stopped_by_user())),
             *self._set_training(TrainingStatusCode.POST_WORKOUT),
+            *self._zero_records(),
         ]
 
     def _pause(self) -> list[Outgoing]:
         self.model.pause()
-        return self._to_all(Channel.MACHINE_STATUS, bytes(MachineStatus.paused_by_user()))
+        return [
+            *self._to_all(Channel.MACHINE_STATUS, bytes(MachineStatus.paused_by_user())),
+            *self._zero_records(),
+        ]
 
     def _machine_reset(self) -> list[Outgoing]:
         """Targets to zero, counters zeroed, belt stops, Idle, and nobody holds control any more."""

@@ -23,7 +23,8 @@ from bleak.exc import BleakBluetoothNotAvailableError, BleakDBusError, BleakErro
 from bleak_retry_connector import establish_connection
 
 from retro_ftms.ble.bumble_backend import BumbleBleakClient, BumbleBleakScanner, BumbleCentral
-from retro_ftms.ble.ftms_client import CP_TIMEOUT_S, FtmsClient
+from retro_ftms.ble.ftms_client import CP_TIMEOUT_S, FtmsClient, TreadmillQuirks
+from retro_ftms.clock import Clock
 from retro_ftms.codec import FTMS_SERVICE_UUID
 from retro_ftms.errors import BluetoothUnavailableError, ConnectError, LinkLostError
 from retro_ftms.events import EventBus
@@ -196,11 +197,14 @@ async def connect_ftms(
     timeout_s: float = CONNECT_TIMEOUT_S,
     mtu: int | None = None,
     max_attempts: int = CONNECT_ATTEMPTS,
+    quirks: TreadmillQuirks | None = None,
+    clock: Clock | None = None,
 ) -> FtmsClient:
     """Connect to a treadmill (address, name, or a scan result) and return its set-up `FtmsClient`.
 
     Without `central`: the platform's stack, through bleak-retry-connector. With `central`: that Bumble
-    central (`mtu` optionally asks for a larger ATT MTU there). The caller owns the result: `aclose()` it.
+    central (`mtu` optionally asks for a larger ATT MTU there). `quirks` and `clock` go to the client
+    (how the machine departs from FTMS; the session clock). The caller owns the result: `aclose()` it.
     Raises `BluetoothUnavailableError` or `ConnectError`.
     """
     clients: list[FtmsClient] = []
@@ -219,7 +223,7 @@ async def connect_ftms(
                 mtu=mtu,
                 max_attempts=max_attempts,
             )
-            ftms = FtmsClient(bleak_client, bus=bus, cp_timeout_s=cp_timeout_s)
+            ftms = FtmsClient(bleak_client, bus=bus, cp_timeout_s=cp_timeout_s, quirks=quirks, clock=clock)
             clients.append(ftms)
             try:
                 await ftms.setup()

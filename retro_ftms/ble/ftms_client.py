@@ -4,6 +4,13 @@ Whatever the backend (the platform's stack for a real treadmill, `BumbleBleakCli
 this class reads what the machine supports, subscribes to its notifications, turns them into typed link
 events, and runs Control Point procedures one at a time with the response future armed before the write
 (an indication can arrive before the write returns).
+
+Real treadmills are less tidy than the spec (ftms.md §9). What can be detected is handled here without
+configuration: a Control Point that notifies and takes Write Without Response, a missing Feature or range
+characteristic, trailing bytes after the fields, all-zero records of a machine waking up or going to
+sleep. What cannot be detected is described by `TreadmillQuirks` (the `[ble]` configuration): targets
+taken in mph, incline reported on another scale, a belt that must spin up before it takes a speed. The
+rest of the program sees physical units only: the translation to and from the machine's units is here.
 """
 
 from __future__ import annotations
@@ -11,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Self, TypeVar
+from typing import Final, Literal, Self, TypeVar
 
 from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
@@ -30,6 +39,7 @@ from retro_ftms.ble.link import (
     TrainingStatusReceived,
     TreadmillDataReceived,
 )
+from retro_ftms.clock import Clock
 from retro_ftms.codec import (
     CONTROL_POINT_UUID,
     FITNESS_MACHINE_FEATURE_UUID,
@@ -45,12 +55,16 @@ from retro_ftms.codec import (
     FitnessMachineFeature,
     HeartRateRange,
     InclinationRange,
+    MachineFeature,
     MachineStatus,
+    MachineStatusCode,
     OpCode,
     ResultCode,
     SpeedRange,
     StopPause,
+    TargetSettingFeature,
     TrainingStatus,
+    TreadmillData,
     TreadmillDataAssembler,
 )
 from retro_ftms.errors import CodecError, ConnectError, ControlPointError, LinkLostError
@@ -75,6 +89,124 @@ STOP_RETRY_INTERVAL_S: Final = 0.02  # a CP procedure in flight completes within
 LOCK_WAIT_FACTOR: Final = 3  # a waiting request gives up after this many CP timeouts (the holder needs <= 1)
 DISCONNECT_TIMEOUT_S: Final = 5.0
 ATT_PROCEDURE_ALREADY_IN_PROGRESS: Final = 0xFE
+
+KMH_PER_MPH: Final = 1.609344
+# BH Fitness reports 0-16 % incline as 0-100.0 "%" (the raw sint16 0-1000): 6.25 times the grade.
+BH_INCLINE_FACTOR: Final = 6.25
+STILL_BELOW_KMH: Final = 0.01  # FTMS speed resolution: below this the belt stands
+# After a Start the belt counts as steady once this many records in a row show it moving at one speed
+# (within STEADY_KMH of the record before): the motor has spun up and holds its speed.
+STEADY_RECORDS: Final = 3
+STEADY_KMH: Final = 0.05
+# All-zero records in a row that can be a machine waking up or going to sleep; more are a real standstill.
+ZERO_NOISE_MAX_RECORDS: Final = 2
+# A ratio of reported to asked-for values within this (relative) of a known unit mistake is that mistake.
+RATIO_TOLERANCE: Final = 0.08
+# A ratio is judged only this many records after the target was set, on values steady since the last one.
+HINT_AFTER_RECORDS: Final = 3
+# Below these, quantization (0.01 km/h, 0.1 %) makes a ratio meaningless.
+HINT_MIN_SPEED_KMH: Final = 0.5
+HINT_MIN_INCLINE_PCT: Final = 0.5
+MAX_SPIN_UP_S: Final = 10.0
+MIN_INCLINE_REPORT_SCALE: Final = 0.1
+# Treadmill Data fields that are no measurement: they do not make a record "all zero" or not.
+_RECORD_META: Final = frozenset({"more_data", "unknown_flags", "trailing_bytes"})
+_SPIN_UP_OPS: Final = frozenset({OpCode.SET_TARGET_SPEED})
+
+SpeedUnits = Literal["kmh", "mph"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TreadmillQuirks:
+    """How one treadmill departs from FTMS in ways the client cannot detect (the `[ble]` configuration).
+
+    The defaults describe a machine that follows the spec.
+    """
+
+    # The unit the machine reads Set Target Speed in (and reports Target Speed Changed in): some take
+    # the km/h field as mph. Treadmill Data is taken as km/h either way.
+    speed_target_units: SpeedUnits = "kmh"
+    # Reported incline and ramp angle are multiplied by this (BH Fitness: 0.16, i.e. divided by 6.25).
+    # Targets are written in standard units, as BH machines read them.
+    incline_report_scale: float = 1.0
+    # Seconds the belt needs after a Start/Resume before it takes a Set Target Speed (KingSmith); until
+    # then, and until the belt runs steadily, the client refuses to write one.
+    spin_up_s: float = 0.0
+    # Ignore all-zero Treadmill Data records that cannot be real (see `FtmsClient`).
+    ignore_zero_records: bool = True
+
+    def __post_init__(self) -> None:
+        if self.speed_target_units not in ("kmh", "mph"):
+            raise ValueError(f"speed_target_units must be kmh or mph, not {self.speed_target_units!r}")
+        if not MIN_INCLINE_REPORT_SCALE <= self.incline_report_scale <= 1.0:
+            raise ValueError(
+                f"incline_report_scale must be in [{MIN_INCLINE_REPORT_SCALE:g}, 1], "
+                f"not {self.incline_report_scale!r}"
+            )
+        if not 0.0 <= self.spin_up_s <= MAX_SPIN_UP_S:
+            raise ValueError(f"spin_up_s must be in [0, {MAX_SPIN_UP_S:g}], not {self.spin_up_s!r}")
+
+
+def speed_units_hint(reported_kmh: float, target_kmh: float, units: SpeedUnits = "kmh") -> str | None:
+    """The configuration that explains a belt steady at `reported_kmh` for a target of `target_kmh`
+    (with targets written in `units`), when a km/h-mph mix-up does; None otherwise."""
+    if min(reported_kmh, target_kmh) < HINT_MIN_SPEED_KMH:
+        return None
+    ratio = reported_kmh / target_kmh
+    if abs(ratio / KMH_PER_MPH - 1) <= RATIO_TOLERANCE and units == "kmh":
+        return (
+            f"the treadmill runs faster than asked by about {ratio:.2f}x: it may take targets in mph; "
+            'set [ble] speed_target_units = "mph"'
+        )
+    if abs(ratio * KMH_PER_MPH - 1) <= RATIO_TOLERANCE and units == "mph":
+        return (
+            f"the treadmill runs slower than asked by about {1 / ratio:.2f}x: it may take targets in km/h; "
+            'set [ble] speed_target_units = "kmh"'
+        )
+    return None
+
+
+def incline_scale_hint(
+    reported_pct: float, target_pct: float, scale: float = 1.0, *, settled: bool = True
+) -> str | None:
+    """The configuration that explains a reported incline of `reported_pct` (already multiplied by
+    `scale`) for a target of `target_pct`, when the 0-1000 incline scale may; None otherwise.
+
+    `settled`: the incline motor has stopped, so the ratio must be that of the scale (6.25). Otherwise
+    (a trigger while the motor may still run) any reading above the target and at most 6.25 times it.
+    """
+    if reported_pct < HINT_MIN_INCLINE_PCT or target_pct < HINT_MIN_INCLINE_PCT:
+        return None
+    ratio = reported_pct / target_pct
+    suggestion = f"set [ble] incline_report_scale = {scale / BH_INCLINE_FACTOR:.2g}"
+    if abs(ratio / BH_INCLINE_FACTOR - 1) <= RATIO_TOLERANCE:
+        return (
+            f"the treadmill reports about {ratio:.2f}x the incline asked for: it may report incline on a "
+            f"0-1000 scale (BH Fitness); {suggestion}"
+        )
+    if settled or not 1 < ratio <= BH_INCLINE_FACTOR * (1 + RATIO_TOLERANCE):
+        return None
+    return (
+        "if the console shows a lower incline, the treadmill may report incline on a 0-1000 scale "
+        f"(BH Fitness); {suggestion}"
+    )
+
+
+def _all_zero(record: TreadmillData) -> bool:
+    """Speed zero, and every other field present zero as well."""
+    if record.speed_kmh is None:
+        return False
+    return all(
+        not getattr(record, f.name)
+        for f in dataclasses.fields(record)
+        if f.name not in _RECORD_META and getattr(record, f.name) is not None
+    )
+
+
+def _counters_running(record: TreadmillData) -> bool:
+    """Distance or elapsed time above zero: only a Reset takes them back to zero."""
+    return bool(record.total_distance_m) or bool(record.elapsed_time_s)
+
 
 _RESULT_NAMES: Final[dict[ResultCode, ResultName]] = {
     ResultCode.SUCCESS: "success",
@@ -129,14 +261,30 @@ class FtmsClient:
     Call `setup()` once after connecting. Wire `handle_disconnect` as the BleakClient's
     `disconnected_callback` (see `connect_ftms`) so that a dropped link is reported at once; without it a
     dropped link is noticed at the next operation. `aclose()` (or leaving the `async with`) disconnects.
+
+    `quirks` describes what the machine does differently (see `TreadmillQuirks`); `clock` is the session
+    clock, which times a spin-up (wall time by default).
+
+    An all-zero record is ignored (neither a link event nor a `DataEvent`) where it cannot be real: the
+    first record after a Start, or one whose distance and elapsed time fell to zero without a Reset, at
+    most `ZERO_NOISE_MAX_RECORDS` in a row. A real stop keeps its counters (or repeats its zeros), so it
+    is still seen.
     """
 
     def __init__(
-        self, bleak_client: BleakClient, *, bus: EventBus | None = None, cp_timeout_s: float = CP_TIMEOUT_S
+        self,
+        bleak_client: BleakClient,
+        *,
+        bus: EventBus | None = None,
+        cp_timeout_s: float = CP_TIMEOUT_S,
+        quirks: TreadmillQuirks | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if cp_timeout_s <= 0:
             raise ValueError(f"cp_timeout_s must be positive, not {cp_timeout_s!r}")
         self.bleak_client: Final = bleak_client
+        self.quirks: Final = quirks or TreadmillQuirks()
+        self._clock = clock or Clock()
         self._bus = bus
         self._cp_timeout_s = cp_timeout_s
         self._listeners: list[LinkListener] = []
@@ -148,8 +296,25 @@ class FtmsClient:
         self._speed_range: SpeedRange | None = None
         self._incline_range: InclinationRange | None = None
         self._heart_rate_range: HeartRateRange | None = None
+        self._cp_write_response = True  # Write Request (spec); False: Write Without Response (BH Fitness)
         self._lost = False
         self._closing = False
+        # Translation to the machine's units: (value on the wire, km/h meant) of recent speed targets.
+        self._speed_echoes: collections.deque[tuple[float, float]] = collections.deque(maxlen=8)
+        # Records: zero-noise filter, spin-up, diagnostics.
+        self._counters_running = False
+        self._records_since_start: int | None = None  # None: no Start seen
+        self._zero_run = 0
+        self._spin_up_from_s: float | None = None  # clock time of a Start whose spin-up is not over
+        self._steady_records = 0
+        self._last_speed_kmh: float | None = None
+        self._last_incline_pct: float | None = None
+        self._speed_target_kmh: float | None = None
+        self._incline_target_pct: float | None = None
+        self._records_since_target = {"speed": 0, "incline": 0}
+        self._hinted: set[str] = set()
+        self._told_trailing = False
+        self._ignored_records = 0
 
     # FtmsLink properties
 
@@ -172,6 +337,28 @@ class FtmsClient:
     @property
     def has_control_point(self) -> bool:
         return self._control_point is not None
+
+    @property
+    def ignored_records(self) -> int:
+        """All-zero records ignored so far as a machine waking up or going to sleep."""
+        return self._ignored_records
+
+    @property
+    def control_point_writes_with_response(self) -> bool:
+        """False for a Control Point that only takes Write Without Response (and notifies its results)."""
+        return self._cp_write_response
+
+    @property
+    def spun_up(self) -> bool:
+        """The belt may take a Set Target Speed: no spin-up pending, or it is over and the belt is steady.
+
+        Always True without a configured `spin_up_s`. A runner that waits for this after a Start/Resume
+        (bounded, for a belt that never starts) never has a speed command refused for the spin-up.
+        """
+        started = self._spin_up_from_s
+        if started is None:
+            return True
+        return self._clock.now() - started >= self.quirks.spin_up_s and self._steady_records >= STEADY_RECORDS
 
     @property
     def is_connected(self) -> bool:
@@ -250,6 +437,8 @@ class FtmsClient:
         self._incline_range = await self._read(
             find(SUPPORTED_INCLINATION_RANGE_UUID), InclinationRange.from_bytes
         )
+        if self._features is None:
+            self._features = self._assumed_features()
         self._heart_rate_range = await self._read(
             find(SUPPORTED_HEART_RATE_RANGE_UUID), HeartRateRange.from_bytes
         )
@@ -267,6 +456,13 @@ class FtmsClient:
         if control_point is None:
             _LOGGER.warning("the treadmill has no Control Point: it can be watched but not driven")
             return
+        properties = set(control_point.properties)
+        # The spec's Write Request where the machine offers it; Write Without Response where that is all
+        # it takes. Either way the result comes back on the characteristic (indicated or notified: bleak
+        # subscribes to what there is) and is matched to the request by its op code.
+        self._cp_write_response = "write" in properties or "write-without-response" not in properties
+        if not self._cp_write_response or "indicate" not in properties:
+            _LOGGER.info("control point with %s: not the spec's write + indicate", sorted(properties))
         await self.bleak_client.start_notify(control_point, self._on_control_point)
         self._control_point = control_point
         _LOGGER.info(
@@ -275,6 +471,23 @@ class FtmsClient:
             self._speed_range,
             self._incline_range,
         )
+
+    def _assumed_features(self) -> FitnessMachineFeature:
+        """What to assume without a (readable) Feature characteristic.
+
+        Speed targets: every treadmill with a Control Point takes them, and one that does not answers
+        "not supported", which stops the session; reported speed is checked against the target either way.
+        Incline targets only with a Supported Inclination Range: the spec requires one for them, and
+        without it the machine may have no incline motor, or one in units nobody can check.
+        """
+        target = TargetSettingFeature.SPEED_TARGET
+        if self._incline_range is not None:
+            target |= TargetSettingFeature.INCLINATION_TARGET
+        _LOGGER.warning(
+            "no Fitness Machine Feature: assuming speed targets%s",
+            " and incline targets (it has an incline range)" if self._incline_range else ", no incline",
+        )
+        return FitnessMachineFeature(MachineFeature(0), target)
 
     async def _read(
         self, characteristic: BleakGATTCharacteristic | None, decode: Callable[[bytes], _T]
@@ -319,6 +532,17 @@ class FtmsClient:
             return
         if record is None:
             return
+        if record.trailing_bytes and not self._told_trailing:
+            self._told_trailing = True
+            _LOGGER.info(
+                "treadmill records carry %d bytes after their fields: ignored", record.trailing_bytes
+            )
+        record = self._physical_record(record)
+        if self._zero_noise(record):
+            self._ignored_records += 1
+            _LOGGER.info("ignoring an all-zero record (a treadmill waking up or going to sleep)")
+            return
+        self._observe(record)
         self._emit(TreadmillDataReceived(record))
         self._publish(
             DataEvent(
@@ -333,11 +557,15 @@ class FtmsClient:
     def _on_machine_status(self, _sender: BleakGATTCharacteristic, data: bytearray) -> None:
         payload = bytes(data)
         try:
-            status = MachineStatus.from_bytes(payload)
+            status = self._physical_status(MachineStatus.from_bytes(payload))
             value = status.value
         except CodecError as error:
             self._malformed("machine_status", payload, error)
             return
+        if status.code == MachineStatusCode.STARTED_OR_RESUMED_BY_USER:
+            self._belt_started()
+        elif status.code == MachineStatusCode.RESET:
+            self._counters_running = False
         self._emit(MachineStatusReceived(status))
         parameter = int(value) if isinstance(value, int) else value if isinstance(value, float) else None
         self._publish(StatusEvent(code=status.name, parameter=parameter))
@@ -365,6 +593,121 @@ class FtmsClient:
                 procedure.future.set_result(response)
                 return
         _LOGGER.warning("control point response nobody waits for: %s", payload.hex(" "))
+
+    # Translation between the machine's units and physical ones, and what records tell about the belt
+
+    def _physical_record(self, record: TreadmillData) -> TreadmillData:
+        scale = self.quirks.incline_report_scale
+        if scale == 1.0 or (record.incline_pct is None and record.ramp_angle_deg is None):
+            return record
+        return dataclasses.replace(
+            record,
+            incline_pct=None if record.incline_pct is None else round(record.incline_pct * scale, 2),
+            ramp_angle_deg=None if record.ramp_angle_deg is None else round(record.ramp_angle_deg * scale, 2),
+        )
+
+    def _physical_status(self, status: MachineStatus) -> MachineStatus:
+        """Target Speed Changed in km/h: our own target when it echoes one of ours, else converted."""
+        if self.quirks.speed_target_units == "kmh" or status.code != MachineStatusCode.TARGET_SPEED_CHANGED:
+            return status
+        value = status.value
+        if not isinstance(value, float):
+            return status
+        kmh = next(
+            (meant for wire, meant in reversed(self._speed_echoes) if abs(wire - value) < 0.005),
+            value * KMH_PER_MPH,
+        )
+        return MachineStatus.target_speed_changed(kmh)
+
+    def _wire_request(self, request: ControlPointRequest) -> ControlPointRequest:
+        """The request as the machine reads it (a speed in mph where it takes mph)."""
+        if request.op != OpCode.SET_TARGET_SPEED or self.quirks.speed_target_units == "kmh":
+            return request
+        kmh = request.value
+        if not isinstance(kmh, float):
+            return request
+        wire = ControlPointRequest.set_target_speed(kmh / KMH_PER_MPH)
+        wire_value = wire.value
+        if isinstance(wire_value, float):
+            self._speed_echoes.append((wire_value, kmh))
+        return wire
+
+    def _zero_noise(self, record: TreadmillData) -> bool:
+        """An all-zero record that cannot be real: just after a Start, or counters zeroed without a Reset."""
+        if not self.quirks.ignore_zero_records or not _all_zero(record):
+            self._zero_run = 0
+            return False
+        just_started = self._records_since_start == 0 and self._zero_run == 0
+        if (just_started or self._counters_running) and self._zero_run < ZERO_NOISE_MAX_RECORDS:
+            self._zero_run += 1
+            return True
+        self._zero_run = 0
+        return False
+
+    def _belt_started(self) -> None:
+        """A Start/Resume (ours, or at the console): the next records are of a belt spinning up."""
+        self._records_since_start = 0
+        self._steady_records = 0
+        if self.quirks.spin_up_s > 0:
+            self._spin_up_from_s = self._clock.now()
+
+    def _observe(self, record: TreadmillData) -> None:
+        """Keep what a record says about counters, spin-up and unit mistakes."""
+        if self._records_since_start is not None:
+            self._records_since_start += 1
+        for kind in self._records_since_target:
+            self._records_since_target[kind] += 1
+        self._counters_running = _counters_running(record)
+        speed = record.speed_kmh
+        if speed is not None:
+            previous = self._last_speed_kmh
+            if speed < STILL_BELOW_KMH:
+                self._steady_records = 0
+            elif previous is not None and abs(speed - previous) <= STEADY_KMH:
+                self._steady_records += 1
+            else:
+                self._steady_records = 1
+            self._last_speed_kmh = speed
+            if self._spin_up_from_s is not None and self.spun_up:
+                self._spin_up_from_s = None
+            if self._steady_records >= 2 and self._speed_target_kmh is not None:
+                units = self.quirks.speed_target_units
+                self._hint("speed", speed_units_hint(speed, self._speed_target_kmh, units))
+        incline = record.incline_pct
+        if incline is not None:
+            previous_incline = self._last_incline_pct
+            self._last_incline_pct = incline
+            if (
+                previous_incline is not None
+                and abs(incline - previous_incline) < STEADY_KMH
+                and self._incline_target_pct is not None
+            ):
+                scale = self.quirks.incline_report_scale
+                self._hint("incline", incline_scale_hint(incline, self._incline_target_pct, scale))
+
+    def _hint(self, kind: str, hint: str | None) -> None:
+        """Log once what configuration explains a unit mistake the records show."""
+        if self._records_since_target[kind] < HINT_AFTER_RECORDS:
+            return
+        if hint is not None and kind not in self._hinted:
+            self._hinted.add(kind)
+            _LOGGER.warning("%s", hint)
+
+    def _procedure_done(self, request: ControlPointRequest, response: ControlPointResponse) -> None:
+        """What a successful procedure tells about the belt and the counters."""
+        if not response.ok:
+            return
+        value = request.value
+        if request.op == OpCode.START_OR_RESUME:
+            self._belt_started()
+        elif request.op == OpCode.RESET:
+            self._counters_running = False
+        elif request.op == OpCode.SET_TARGET_SPEED and isinstance(value, float):
+            self._speed_target_kmh = value
+            self._records_since_target["speed"] = 0
+        elif request.op == OpCode.SET_TARGET_INCLINATION and isinstance(value, float):
+            self._incline_target_pct = value
+            self._records_since_target["incline"] = 0
 
     # Control Point procedures
 
@@ -398,9 +741,16 @@ class FtmsClient:
         return self._control_point
 
     async def request(self, request: ControlPointRequest) -> ControlPointResponse:
-        """Run one procedure (see `FtmsLink.request`); procedures queue behind each other."""
+        """Run one procedure (see `FtmsLink.request`); procedures queue behind each other.
+
+        A Set Target Speed while the belt spins up (`spun_up` is False) is refused with result
+        `spinning_up` without writing anything: on such a machine it would drop the link.
+        """
         control_point = self._require_control_point(request)
         op = _op_name(request)
+        if request.op in _SPIN_UP_OPS and not self.spun_up:
+            _LOGGER.warning("control point %s: refused, the belt is still spinning up", op)
+            raise ControlPointError(op, "spinning_up")
         lock_wait_s = self._cp_timeout_s * LOCK_WAIT_FACTOR
         try:
             async with asyncio.timeout(lock_wait_s):
@@ -426,7 +776,7 @@ class FtmsClient:
         """Arm the response, write (with response), wait for the indication; all within the CP timeout."""
         op = _op_name(request)
         log_op = command_op(request)
-        payload = bytes(request)
+        payload = bytes(self._wire_request(request))
         procedure = self._arm(request)
         retry_until = time.monotonic() + retry_busy_s
         try:
@@ -435,7 +785,9 @@ class FtmsClient:
                     if log_op is not None:
                         self._publish(CommandEvent(log_op, _command_value(request)))
                     try:
-                        await self.bleak_client.write_gatt_char(control_point, payload, response=True)
+                        await self.bleak_client.write_gatt_char(
+                            control_point, payload, response=self._cp_write_response
+                        )
                         break
                     except BleakGATTProtocolError as error:
                         code = int(error.args[0])
@@ -462,6 +814,7 @@ class FtmsClient:
             self._publish(ResponseEvent(log_op, result_name(response.result)))
         if not response.ok:
             _LOGGER.info("control point %s: %s", op, result_name(response.result))
+        self._procedure_done(request, response)
         return response
 
 

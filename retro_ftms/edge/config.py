@@ -17,7 +17,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Self
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from pydantic import (
@@ -39,6 +39,9 @@ from pydantic_settings.sources.utils import parse_env_vars
 from retro_ftms.errors import ConfigError
 from retro_ftms.program.model import NOT_SET, Shown, error_value, explain, relevant_errors, toml_error
 from retro_ftms.safety.limits import SafetyConfig
+
+if TYPE_CHECKING:
+    from retro_ftms.ble.ftms_client import TreadmillQuirks
 
 ENV_PREFIX: Final = "RETRO_FTMS_"
 ENV_NESTED_DELIMITER: Final = "__"
@@ -107,6 +110,27 @@ class BleConfig(BaseModel):
     cp_timeout_s: float = Field(default=2.0, gt=0, le=10)
     # After a link loss, how long to keep trying to reconnect (to send Stop first); 0 disables it.
     reconnect_window_s: float = Field(default=30.0, ge=0, le=600)
+    # How the treadmill departs from FTMS where the client cannot tell by itself (ftms.md §9):
+    # the unit it reads Set Target Speed in; "mph" for machines that run a 2.0 target at 2 mph.
+    speed_target_units: Literal["kmh", "mph"] = "kmh"
+    # Reported incline is multiplied by this; 0.16 for BH Fitness (0-1000 for 0-16 %, i.e. / 6.25).
+    # Only ever below 1: a wrong value hides real incline, so set it only for a machine that needs it.
+    incline_report_scale: float = Field(default=1.0, ge=0.1, le=1.0)
+    # Seconds the belt needs after Start before it takes a speed command (KingSmith: about 5); 0: none.
+    spin_up_s: float = Field(default=0.0, ge=0, le=10)
+    # Ignore all-zero Treadmill Data records that cannot be real (a machine waking up or going to sleep).
+    ignore_zero_records: bool = True
+
+    def treadmill_quirks(self) -> TreadmillQuirks:
+        """The client's view of these settings."""
+        from retro_ftms.ble.ftms_client import TreadmillQuirks  # noqa: PLC0415  (bleak loads when used)
+
+        return TreadmillQuirks(
+            speed_target_units=self.speed_target_units,
+            incline_report_scale=self.incline_report_scale,
+            spin_up_s=self.spin_up_s,
+            ignore_zero_records=self.ignore_zero_records,
+        )
 
 
 class LogConfig(BaseModel):

@@ -1,0 +1,206 @@
+"""Quirky treadmills (ftms.md §9) through the real stack: the simulator with quirk profiles, a client (and
+for whole sessions the guard and runner) over bleak on an in-process Bumble link.
+
+    async def test_x(run_quirky: RunQuirky) -> None:
+        session = await run_quirky(FLAT, "mph-target", config={"ble": {"speed_target_units": "mph"}})
+
+    async def test_y(fast_clock: Clock) -> None:
+        async with quirky_link(fast_clock, "cp-notify") as (sim, client): ...
+
+Sessions loosen the time-based triggers like tests/session does (`TIMING`), at a modest time scale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import pytest
+from bumble.link import LocalLink
+
+from retro_ftms.ble.bumble_backend import BumbleCentral
+from retro_ftms.ble.connect import connect_ftms
+from retro_ftms.ble.ftms_client import FtmsClient, TreadmillQuirks
+from retro_ftms.clock import Clock
+from retro_ftms.edge.app import RunOptions, Units, run_session
+from retro_ftms.edge.config import ENV_PREFIX as CONFIG_ENV_PREFIX
+from retro_ftms.events import Event, EventBus, StateEvent
+from retro_ftms.session.control import SessionControl
+from retro_ftms.session.snapshot import SnapshotTracker
+from simulator.gatt import SimulatedTreadmill
+from simulator.model import SimulatorSettings
+from simulator.quirks import with_quirks
+from tests.session.conftest import Config, QuietUI, SessionRun, merged, prepare, read_events
+
+DATA: Final = Path(__file__).parent / "data"
+FLAT: Final = DATA / "flat.toml"  # 45 s at 1.0 then 0.8 km/h
+INCLINE: Final = DATA / "incline.toml"  # 90 s at 1.0 km/h with 1 % of incline in the middle
+# Simulated seconds per wall second: a 45 s program in about a wall second.
+TIME_SCALE: Final = 50.0
+EXIT_COMPLETED: Final = 0
+EXIT_SAFETY: Final = 3
+CONNECT_TIMEOUT_S: Final = 10.0
+
+
+class RunQuirky(Protocol):
+    def __call__(
+        self,
+        program: Path,
+        *quirks: str,
+        faults: Sequence[str] = ...,
+        config: Config | None = ...,
+        ui: QuietUI | None = ...,
+        time_scale: float = ...,
+    ) -> Awaitable[SessionRun]: ...
+
+
+@pytest.fixture(autouse=True)
+def _no_config_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`RETRO_FTMS_<TABLE>__<KEY>` variables of whoever runs the tests must not change the sessions."""
+    for name in list(os.environ):
+        if name.startswith(CONFIG_ENV_PREFIX):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def run_quirky(tmp_path: Path) -> RunQuirky:
+    """`await run_quirky(program, *quirks, faults=..., config=..., ui=...)` -> `SessionRun`."""
+    counter = itertools.count()
+
+    async def call(
+        program: Path,
+        *quirks: str,
+        faults: Sequence[str] = (),
+        config: Config | None = None,
+        ui: QuietUI | None = None,
+        time_scale: float = TIME_SCALE,
+    ) -> SessionRun:
+        events_path, config_path = prepare(tmp_path / f"session-{next(counter)}", merged(config, True))
+        ui = ui or QuietUI()
+        options = RunOptions(
+            program=str(program),
+            simulator=True,
+            config_path=config_path,
+            events_path=events_path,
+            time_scale=time_scale,
+            faults=tuple(faults),
+            quirks=quirks,
+        )
+        code = await run_session(options, ui)
+        return SessionRun(code, read_events(events_path), ui)
+
+    return call
+
+
+@contextlib.asynccontextmanager
+async def quirky_link(
+    clock: Clock,
+    *quirks: str,
+    client_quirks: TreadmillQuirks | None = None,
+    bus: EventBus | None = None,
+) -> AsyncIterator[tuple[SimulatedTreadmill, FtmsClient]]:
+    """A simulator with the named quirks on a fresh link, and a connected, set-up client of it."""
+    link = LocalLink()  # type: ignore[no-untyped-call]
+    settings = with_quirks(SimulatorSettings(), quirks)
+    async with SimulatedTreadmill(clock, settings, bus=bus) as sim:
+        await sim.serve_on_link(link)
+        async with await BumbleCentral.on_link(link) as central:
+            client = await connect_ftms(
+                sim.address,
+                central=central,
+                bus=bus,
+                quirks=client_quirks,
+                clock=clock,
+                timeout_s=CONNECT_TIMEOUT_S,
+            )
+            async with client:
+                yield sim, client
+
+
+# -- reading a session's event log ---------------------------------------------------------------------------
+
+
+def sim_events(session: SessionRun, event: str) -> list[dict[str, Any]]:
+    return [e for e in session.sim if e["event"] == event]
+
+
+def received_ops(session: SessionRun) -> list[str]:
+    """The Control Point requests the simulator received, by name, in order."""
+    return [str(e["op"]) for e in sim_events(session, "cp_received")]
+
+
+def latch_detail(session: SessionRun) -> str:
+    index = session.latch_index
+    assert index is not None, session.describe()
+    return str(session.events[index]["detail"])
+
+
+def first_state_t(session: SessionRun, state: str) -> float:
+    return next(float(e["t"]) for e in session.of_type("state") if e["state"] == state)
+
+
+# -- a person at the terminal --------------------------------------------------------------------------------
+
+
+@dataclass
+class PersonUI(QuietUI):
+    """The person: pauses `pause_at_s` simulated seconds after the belt first runs (if given), and after
+    every pause asks to resume at once (while the belt still coasts) and again `resume_after_s` later."""
+
+    pause_at_s: float | None = None
+    resume_after_s: float = 5.0
+    pauses: int = 0
+    resumes_asked: int = 0
+    refusals: list[str | None] = field(default_factory=list)
+
+    def session_started(
+        self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        del tracker, units
+        return self._acting(bus, control)
+
+    @contextlib.asynccontextmanager
+    async def _acting(self, bus: EventBus, control: SessionControl) -> AsyncIterator[None]:
+        running = asyncio.Event()
+        paused = asyncio.Event()
+
+        def on_event(_t: float, event: Event) -> None:
+            if isinstance(event, StateEvent) and event.state == "running":
+                running.set()
+            if isinstance(event, StateEvent) and event.state == "paused":
+                self.pauses += 1
+                paused.set()
+
+        async def pause_once() -> None:
+            if self.pause_at_s is None:
+                return
+            await running.wait()
+            await bus.clock.sleep(self.pause_at_s)
+            control.request_pause("test")
+
+        async def resume_after_pauses() -> None:
+            while True:
+                await paused.wait()
+                paused.clear()
+                for delay_s in (0.0, self.resume_after_s):
+                    await bus.clock.sleep(delay_s)
+                    self.resumes_asked += 1
+                    self.refusals.append(control.request_resume("test"))
+
+        unsubscribe = bus.subscribe(on_event)
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(pause_once()), group.create_task(resume_after_pauses())]
+                try:
+                    yield
+                finally:
+                    for task in tasks:
+                        task.cancel()
+        finally:
+            unsubscribe()
