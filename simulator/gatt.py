@@ -9,8 +9,8 @@ connection's sender task afterwards).
 
 Quirks (`SimulatorSettings.quirks`) change what is on the air: a Control Point that notifies and takes
 Write Without Response (where a write has no way to report an error, so an unsubscribed write is
-dropped), missing Feature or range characteristics, advertising without Service Data, and a link the
-machine drops itself (`spin-up`).
+dropped), missing Feature, range or Control Point characteristics, advertising without Service Data, and
+a link the machine drops itself (`spin-up`).
 """
 
 from __future__ import annotations
@@ -173,7 +173,9 @@ class SimulatedTreadmill:
             for sender in self._senders:
                 sender.cancel()
             try:
-                await self._stack.__aexit__(exc_type, exc, tb)
+                # The body's exception propagates by itself: handed to the TaskGroup it would come out
+                # wrapped in an ExceptionGroup (a ProgramError raised inside a session would be exit 1).
+                await self._stack.__aexit__(None, None, None)
             finally:
                 if self._transport is not None:
                     await _close_transport(self._transport)
@@ -328,7 +330,7 @@ class SimulatedTreadmill:
                 self._chars[Channel.TREADMILL_DATA],
                 self._chars[Channel.TRAINING_STATUS],
                 *(ranges if quirks.range_characteristics else []),
-                control_point,
+                *([control_point] if quirks.control_point else []),
                 self._chars[Channel.MACHINE_STATUS],
             ],
         )

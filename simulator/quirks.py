@@ -41,6 +41,7 @@ class Quirk(enum.StrEnum):
     ZERO_WAKEUP = "zero-wakeup"
     TRAILING_BYTES = "trailing-bytes"
     NO_SERVICE_DATA = "no-service-data"
+    NO_CONTROL_POINT = "no-control-point"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +66,9 @@ class Quirks:
     trailing_bytes: bytes = b""
     # Advertise FTMS Service Data (01 01 00) next to the 0x1826 UUID.
     service_data: bool = True
+    # Offer the Control Point: without it the machine reports (Machine Status, optional then, stays) but
+    # cannot be driven, and retro-ftms coaches the person at the console instead.
+    control_point: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.incline_report_factor <= 100:
@@ -142,6 +146,11 @@ PROFILES: Final[Mapping[Quirk, QuirkProfile]] = MappingProxyType(
                 Quirk.NO_SERVICE_DATA,
                 "advertises 0x1826 without the FTMS Service Data",
                 {"service_data": False},
+            ),
+            QuirkProfile(
+                Quirk.NO_CONTROL_POINT,
+                "no Fitness Machine Control Point: it reports but cannot be driven (coached at the console)",
+                {"control_point": False},
             ),
         )
     }

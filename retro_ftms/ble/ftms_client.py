@@ -266,9 +266,10 @@ class FtmsClient:
     clock, which times a spin-up (wall time by default).
 
     An all-zero record is ignored (neither a link event nor a `DataEvent`) where it cannot be real: the
-    first record after a Start, or one whose distance and elapsed time fell to zero without a Reset, at
-    most `ZERO_NOISE_MAX_RECORDS` in a row. A real stop keeps its counters (or repeats its zeros), so it
-    is still seen.
+    first record after a Start of a belt not known to be at rest, or one whose distance and elapsed time
+    fell to zero without a Reset, at most `ZERO_NOISE_MAX_RECORDS` in a row. A real stop keeps its
+    counters (or repeats its zeros), and a belt reported at rest before the Start that reports zeros after
+    it (started and stopped at once, never moving) is at rest: both are still seen.
     """
 
     def __init__(
@@ -304,6 +305,7 @@ class FtmsClient:
         # Records: zero-noise filter, spin-up, diagnostics.
         self._counters_running = False
         self._records_since_start: int | None = None  # None: no Start seen
+        self._at_rest_before_start = False  # the last record before the latest Start said the belt stood
         self._zero_run = 0
         self._spin_up_from_s: float | None = None  # clock time of a Start whose spin-up is not over
         self._steady_records = 0
@@ -637,7 +639,9 @@ class FtmsClient:
         if not self.quirks.ignore_zero_records or not _all_zero(record):
             self._zero_run = 0
             return False
-        just_started = self._records_since_start == 0 and self._zero_run == 0
+        just_started = (
+            self._records_since_start == 0 and self._zero_run == 0 and not self._at_rest_before_start
+        )
         if (just_started or self._counters_running) and self._zero_run < ZERO_NOISE_MAX_RECORDS:
             self._zero_run += 1
             return True
@@ -646,6 +650,9 @@ class FtmsClient:
 
     def _belt_started(self) -> None:
         """A Start/Resume (ours, or at the console): the next records are of a belt spinning up."""
+        if self._records_since_start != 0:  # the status and the response of one Start: judge once
+            last = self._last_speed_kmh
+            self._at_rest_before_start = last is not None and last < STILL_BELOW_KMH
         self._records_since_start = 0
         self._steady_records = 0
         if self.quirks.spin_up_s > 0:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from retro_ftms.codec import (
     ControlPointRequest,
@@ -20,6 +20,9 @@ from retro_ftms.codec import (
     TreadmillData,
 )
 from retro_ftms.errors import CodecError
+
+if TYPE_CHECKING:
+    from retro_ftms.ble.ftms_client import TreadmillQuirks
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,16 @@ class FtmsLink(Protocol):
 
     @property
     def is_connected(self) -> bool: ...
+
+    @property
+    def quirks(self) -> TreadmillQuirks:
+        """How the machine departs from FTMS (the `[ble]` settings), for hints that name a setting."""
+        ...
+
+    @property
+    def spun_up(self) -> bool:
+        """False from a Start/Resume until the belt may take a Set Target Speed (see `TreadmillQuirks`)."""
+        ...
 
     def add_listener(self, listener: LinkListener) -> Callable[[], None]:
         """Call `listener` synchronously, in the event loop, for every event; returns the unsubscriber."""

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Final, Self
 
-from retro_ftms.ble.ftms_client import FtmsClient
+from retro_ftms.ble.ftms_client import FtmsClient, TreadmillQuirks
 from retro_ftms.ble.link import LinkEvent, LinkListener, LinkLost, LinkRestored, ReconnectFailed
 from retro_ftms.codec import (
     ControlPointRequest,
@@ -107,6 +107,11 @@ class ReconnectingLink:
     @property
     def has_control_point(self) -> bool:
         return self.client.has_control_point
+
+    @property
+    def quirks(self) -> TreadmillQuirks:
+        """The current client's `TreadmillQuirks` (every connection is made with the same settings)."""
+        return self.client.quirks
 
     @property
     def spun_up(self) -> bool:

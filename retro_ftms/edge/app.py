@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from retro_ftms.clock import Clock
-from retro_ftms.errors import ConfigError
+from retro_ftms.errors import ConfigError, ProgramError
 from retro_ftms.events import EventBus, StateEvent
 from retro_ftms.safety.limits import EffectiveLimits
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from retro_ftms.ble.connect import FoundTreadmill
     from retro_ftms.ble.heart_rate import HeartRateMonitor
     from retro_ftms.ble.reconnect import ReconnectingLink
+    from retro_ftms.codec import FitnessMachineFeature
     from retro_ftms.edge.config import AppConfig
     from retro_ftms.edge.mqtt import MqttBridge
     from retro_ftms.program import Program
@@ -43,6 +44,7 @@ SCAN_TIMEOUT_S: Final = 5.0
 # Wall seconds the session gives the broker before the belt starts, so that `online` and discovery go out
 # first; a broker that is slow or gone costs this once, at the start, and never delays a stop or a step.
 MQTT_STARTUP_WAIT_S: Final = 1.0
+NO_INCLINE_RULE: Final = "the treadmill cannot set incline"
 Units = Literal["mph", "kmh"]
 
 
@@ -240,6 +242,8 @@ async def _run_guarded(
     errors = check_program(program, limits)
     if errors:
         raise errors[0]
+    if client.has_control_point:
+        check_incline_targets(program, client.features)
     segments = expand(program, limits)
     tracker = SnapshotTracker(program.name, len(program.steps), segments[-1].end_s)
     stack.callback(bus.subscribe(tracker.on_event))
@@ -271,6 +275,24 @@ async def _run_guarded(
     return result, tracker
 
 
+def check_incline_targets(program: Program, features: FitnessMachineFeature | None) -> None:
+    """A program that asks for incline on a treadmill that takes no incline target is a `ProgramError`
+    naming its first such step: rejected before anything moves, rather than refused at every step.
+
+    Unknown features (None) are not held against the program: the guard checks every command anyway.
+    """
+    from retro_ftms.codec import TargetSettingFeature  # noqa: PLC0415
+    from retro_ftms.program import Quantity  # noqa: PLC0415
+    from retro_ftms.program.model import step_label  # noqa: PLC0415
+
+    if features is None or features.target & TargetSettingFeature.INCLINATION_TARGET:
+        return
+    for index, step in enumerate(program.steps):
+        if step.incline != 0:
+            where = step_label(index, step.name)
+            raise ProgramError(program.source, where, Quantity("incline", step.incline, "%"), NO_INCLINE_RULE)
+
+
 @contextlib.asynccontextmanager
 async def _open_link(
     options: RunOptions,
@@ -297,7 +319,8 @@ async def _open_link(
     async with contextlib.AsyncExitStack() as stack:
         central: BumbleCentral | None = None
         target: str
-        strap_target = options.hr_device
+        # A real strap for a real treadmill; next to the simulator only its simulated strap (`--hr-strap`).
+        strap_target = None if options.simulator else options.hr_device or config.heart_rate.device
         if options.simulator:
             from bumble.link import LocalLink  # noqa: PLC0415
 
@@ -325,7 +348,10 @@ async def _open_link(
         if strap_target is not None:
             heart_rate = await stack.enter_async_context(
                 HeartRateMonitor(
-                    strap_target, clock=clock, central=central, connect_timeout_s=config.ble.connect_timeout_s
+                    strap_target,
+                    clock=clock,
+                    central=central,
+                    connect_timeout_s=config.heart_rate.connect_timeout_s,
                 )
             )
             client_bus = HeartRateMergingBus(bus, lambda: None if heart_rate is None else heart_rate.bpm)

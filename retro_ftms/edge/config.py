@@ -1,4 +1,4 @@
-"""The application configuration: `[safety]`, `[session]`, `[ble]`, `[mqtt]` and `[log]` tables.
+"""The application configuration tables: `[safety]`, `[session]`, `[ble]`, `[heart_rate]`, `[mqtt]`, `[log]`.
 
 Values come from, highest precedence first: environment variables `RETRO_FTMS_<TABLE>__<KEY>` (e.g.
 `RETRO_FTMS_SAFETY__MAX_SPEED_KMH=3.5`), the TOML file given with `--config`, and the defaults. There is no
@@ -131,6 +131,17 @@ class BleConfig(BaseModel):
             spin_up_s=self.spin_up_s,
             ignore_zero_records=self.ignore_zero_records,
         )
+
+
+class HeartRateConfig(BaseModel):
+    """`[heart_rate]`: a BLE heart-rate strap to watch, for `[safety] max_heart_rate_bpm` and the display."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The strap's address or advertised name (`--hr-device` beats it); None: no strap.
+    device: str | None = Field(default=None, min_length=1)
+    # Finding and connecting the strap; one not reached in time ends the run before anything moves.
+    connect_timeout_s: float = Field(default=20.0, gt=0, le=120)
 
 
 class LogConfig(BaseModel):
@@ -324,6 +335,7 @@ class AppConfig(BaseSettings):
     safety: SafetyConfig = Field(default_factory=lambda: SafetyConfig.model_validate({}))
     session: SessionConfig = Field(default_factory=SessionConfig)
     ble: BleConfig = Field(default_factory=BleConfig)
+    heart_rate: HeartRateConfig = Field(default_factory=HeartRateConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     log: LogConfig = Field(default_factory=LogConfig)
 

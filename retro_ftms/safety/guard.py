@@ -20,6 +20,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final, NoReturn, Self
 
+from retro_ftms.ble.ftms_client import incline_scale_hint, speed_units_hint
 from retro_ftms.ble.link import (
     FtmsLink,
     LinkEvent,
@@ -75,6 +76,9 @@ STILL_BELOW_KMH: Final = 0.01
 # A zero-speed record this soon after a Start may predate the motor spinning up: it proves no standstill
 # by itself (a zero record that arrives after our Stop does).
 SPIN_UP_GRACE_S: Final = 3.0
+# After a Start/Resume on a machine that must spin up (`[ble] spin_up_s`), the belt must be running steadily
+# within the spin-up time plus this long (a few one-second records), or it did not start.
+SPIN_UP_MARGIN_S: Final = 5.0
 # A Stop that failed (no answer, ATT error, error result) is written again this often until confirmed.
 STOP_RETRY_INTERVAL_S: Final = 1.0
 # Incline above its band in this many records in a row is the console (or the machine) raising it.
@@ -178,6 +182,8 @@ class SafetyGuard:
         self._data_at_s: float | None = None
         self._running_since_s: float | None = None
         self._last_start_s: float | None = None
+        # Clock time of a Start/Resume whose spin-up (`FtmsLink.spun_up`) is not over yet.
+        self._spin_up_from_s: float | None = None
 
         # The stop procedure: requested once, written (and rewritten) by the stopper, confirmed by data.
         self._stop_requested_s: float | None = None
@@ -248,6 +254,15 @@ class SafetyGuard:
             and not self._finishing
             and not self._released
         )
+
+    @property
+    def spun_up(self) -> bool:
+        """The belt may take a speed command: no spin-up after a Start/Resume pending (`FtmsLink.spun_up`).
+
+        A runner sends no speed command while this is False; the guard trips `speed_mismatch` when the
+        spin-up does not end in time, and waits for it before its own lowering after a resume.
+        """
+        return self._link.spun_up
 
     @property
     def stop_confirmed(self) -> bool:
@@ -654,7 +669,10 @@ class SafetyGuard:
         self._belt_started(self._clock.now())
         if self._latched is None:
             self._announce_state("running")
-        await self._lower_after_start()
+        if self._link.spun_up:
+            await self._lower_after_start()
+        else:
+            self._lower_wanted.set()  # the actor lowers once the belt has spun up
 
     def _first_speed_kmh(self) -> float:
         first = floor_to(self.limits.first_speed_max_kmh, SPEED_RESOLUTION_KMH)
@@ -684,6 +702,7 @@ class SafetyGuard:
         self._rise.start_s = now
         self._rise.first_speed_pending = self._rise.target_speed_kmh < STILL_BELOW_KMH
         self._running_since_s = now
+        self._spin_up_from_s = None if self._link.spun_up else now
         self._speed_follow.restart(now)
         self._pause_halted = False
         self._notify_changed()
@@ -861,6 +880,9 @@ class SafetyGuard:
                         self._pause_unconfirmed,
                     )
                 )
+        if self._spin_up_from_s is not None and self.running and not self._link_down:
+            spin_up_s = self._link.quirks.spin_up_s + SPIN_UP_MARGIN_S
+            due.append((self._spin_up_from_s + self._clock.watchdog_s(spin_up_s), self._not_spun_up))
         if self._stop_requested_s is not None and not self._stop_done.is_set() and not self._awaiting_link:
             # After a reconnect the Stop goes out anew: its confirmation time counts from then.
             since = max(self._stop_requested_s, self._restored_at_s or -math.inf)
@@ -870,6 +892,17 @@ class SafetyGuard:
     def _stale(self) -> None:
         self._trip(
             "stale_data", f"no Treadmill Data for {self._clock.watchdog_s(self.config.data_timeout_s):g} s"
+        )
+
+    def _not_spun_up(self) -> None:
+        if self._link.spun_up:
+            self._spin_up_from_s = None
+            return
+        spin_up_s = self._link.quirks.spin_up_s
+        self._trip(
+            "speed_mismatch",
+            f"the belt did not start: not running steadily {spin_up_s:g} s + {SPIN_UP_MARGIN_S:g} s "
+            "after the Start",
         )
 
     def _pause_timeout(self) -> None:
@@ -894,10 +927,13 @@ class SafetyGuard:
                     await self._watch_wake.wait()
 
     async def _actor(self) -> None:
-        """Guard-made decreases that a link listener asks for (it cannot await)."""
+        """Guard-made decreases that a link listener (it cannot await) or a spinning-up belt defers."""
         while not self._closing:
             await self._lower_wanted.wait()
             self._lower_wanted.clear()
+            # A belt spinning up takes no speed command yet; a latch, pause or the end wakes this too.
+            while self.running and not self._link.spun_up:
+                await self.wait_changed()
             async with self._lock:
                 with contextlib.suppress(RetroFtmsError):  # a failure has latched command_failed
                     await self._lower_after_start()
@@ -943,11 +979,39 @@ class SafetyGuard:
                     self._pause_halted = True
                 if self._stop_requested_s is not None and not self._stop_confirmed:
                     self._confirm_stop()
+            if self._spin_up_from_s is not None and self._link.spun_up:
+                self._spin_up_from_s = None
+                self._notify_changed()
+                self._watch_wake.set()
         if not self._watching:
             return
-        trigger = cap_trigger(record, self.limits, self.config) or self._follow_trigger(record, now)
+        trigger = self._cap_trigger(record) or self._follow_trigger(record, now)
         if trigger is not None:
             self._trip(trigger.reason, trigger.detail)
+
+    def _cap_trigger(self, record: TreadmillData) -> Trigger | None:
+        """`cap_trigger`, its detail naming the `[ble]` setting when a unit mistake explains the reading."""
+        trigger = cap_trigger(record, self.limits, self.config)
+        if trigger is None:
+            return None
+        if trigger.reason == "overspeed" and record.speed_kmh is not None:
+            return self._with_speed_hint(trigger, record.speed_kmh)
+        if trigger.reason == "overincline" and record.incline_pct is not None:
+            return self._with_incline_hint(trigger, record.incline_pct)
+        return trigger
+
+    def _with_speed_hint(self, trigger: Trigger, speed: float) -> Trigger:
+        units = self._link.quirks.speed_target_units
+        hint = speed_units_hint(speed, self._rise.target_speed_kmh, units)
+        return trigger if hint is None else Trigger(trigger.reason, f"{trigger.detail}; {hint}")
+
+    def _with_incline_hint(self, trigger: Trigger, incline: float) -> Trigger:
+        target = self._rise.target_incline_pct
+        if target is None:
+            return trigger
+        scale = self._link.quirks.incline_report_scale
+        hint = incline_scale_hint(incline, target, scale, settled=False)
+        return trigger if hint is None else Trigger(trigger.reason, f"{trigger.detail}; {hint}")
 
     def _follow_trigger(self, record: TreadmillData, now: float) -> Trigger | None:
         """Speed that does not follow the target; incline rising above it without a command."""
@@ -958,19 +1022,21 @@ class SafetyGuard:
             first = self.limits.first_speed_max_kmh if self._rise.first_speed_pending else -math.inf
             off = self._speed_follow.observe(speed, now, first)
             if off is not None and now - off.since_s >= self.config.settle_time_s:
-                return Trigger(
+                mismatch = Trigger(
                     "speed_mismatch",
                     f"reported {speed:g} km/h for {now - off.since_s:g} s, "
                     f"target {self._rise.target_speed_kmh:g} km/h",
                 )
+                return self._with_speed_hint(mismatch, speed)
         incline = record.incline_pct
         target = self._rise.target_incline_pct
         if incline is not None and target is not None:
             off = self._incline_follow.observe(incline, now)
             if off is not None and off.records >= INCLINE_OVERRIDE_RECORDS:
-                return Trigger(
+                override = Trigger(
                     "console_override", f"reported incline {incline:g} % above the target {target:g} %"
                 )
+                return self._with_incline_hint(override, incline)
         return None
 
     def _on_status(self, status: MachineStatus) -> None:

@@ -35,6 +35,9 @@ _LOGGER = logging.getLogger(__name__)
 # Between segment boundaries the runner re-checks its targets this often (simulated seconds): it is how
 # soon a rise that had to wait for the guard's interval goes out, and it bounds nothing safety-related.
 TICK_S: Final = 1.0
+# While the belt spins up after a Start/Resume (no speed command yet), the runner looks this often whether
+# it is over (simulated seconds); the guard bounds the wait (`speed_mismatch` when the belt does not start).
+SPIN_UP_POLL_S: Final = 0.25
 # Targets closer than this are the same target (below the FTMS resolution of 0.01 km/h and 0.1 %).
 SPEED_EPSILON_KMH: Final = 0.005
 INCLINE_EPSILON_PCT: Final = 0.05
@@ -226,20 +229,25 @@ class SessionRunner:
         """Move the commanded targets toward the segment's: decreases at once, rises once the guard allows.
 
         The guard says which value is next and from when (`speed_step`, `incline_step`): after a resume
-        that is a fresh ramp from the first-speed limit, after a console decrease it is never.
+        that is a fresh ramp from the first-speed limit, after a console decrease it is never. While the
+        belt spins up after a Start/Resume (`guard.spun_up` False) no speed command goes out: the runner
+        looks again every `SPIN_UP_POLL_S`, and wakes at once on a request or a latch as ever.
         """
         guard = self._guard
         now = self._clock.now()
+        spun_up = guard.spun_up
         speed = guard.speed_step(segment.target_speed_kmh)
         current_speed = guard.target_speed_kmh
-        if speed.value < current_speed - SPEED_EPSILON_KMH:
+        if spun_up and speed.value < current_speed - SPEED_EPSILON_KMH:
             await guard.set_speed(speed.value)
         incline = guard.incline_step(segment.target_incline_pct)
         current_incline = guard.target_incline_pct or 0.0
         if incline.value < current_incline - INCLINE_EPSILON_PCT:
             await guard.set_incline(incline.value)
         self._next_rise_s = math.inf
-        if speed.value > current_speed + SPEED_EPSILON_KMH:
+        if not spun_up and abs(speed.value - current_speed) > SPEED_EPSILON_KMH:
+            self._next_rise_s = now + SPIN_UP_POLL_S
+        elif speed.value > current_speed + SPEED_EPSILON_KMH:
             if speed.not_before_s <= now:
                 await self._rise(guard.set_speed, speed.value)
             else:

@@ -24,8 +24,10 @@ from retro_ftms.ble.link import MachineStatusReceived, MalformedData, TreadmillD
 from retro_ftms.clock import Clock
 from retro_ftms.codec import (
     CONTROL_POINT_UUID,
+    MACHINE_STATUS_UUID,
     TREADMILL_DATA_UUID,
     ControlPointRequest,
+    MachineStatus,
     MachineStatusCode,
     OpCode,
     StopPause,
@@ -37,6 +39,7 @@ from retro_ftms.edge.cli import app as cli_app
 from retro_ftms.errors import BluetoothUnavailableError, ControlPointError, LinkLostError
 from retro_ftms.events import EventBus, SimEvent, StatusEvent
 from retro_ftms.safety import SafetyGuard
+from retro_ftms.safety.guard import SPIN_UP_MARGIN_S
 from retro_ftms.safety.limits import EffectiveLimits, SafetyConfig
 from simulator.faults import FaultKind, FaultSpec
 from simulator.gatt import SimulatedTreadmill
@@ -278,7 +281,7 @@ async def test_spin_up_setting_holds_speed_until_the_belt_is_steady() -> None:
 
 
 async def test_a_belt_that_never_starts_is_caught(fast_clock: Clock) -> None:
-    """A stall: Start accepted, belt never moves. The guard's first speed command fails and stops."""
+    """A stall: Start accepted, belt never moves. The guard trips once the spin-up time is over."""
     bus = EventBus(fast_clock)
     recorder = Recorder(fast_clock)
     config = SafetyConfig.model_validate({})
@@ -290,12 +293,13 @@ async def test_a_belt_that_never_starts_is_caught(fast_clock: Clock) -> None:
         async with SafetyGuard(client, limits, config, fast_clock, bus) as guard:
             await guard.take_control()
             await guard.start()
-            await recorder.wait_for(lambda: len(recorder.records) >= 8, within_s=SETTLE_S)
-            assert not client.spun_up
-            with pytest.raises(ControlPointError):
-                await guard.set_speed(1.0)
-            assert guard.latched is not None
-            assert guard.latched.reason == "command_failed"
+            assert not guard.spun_up
+            async with fast_clock.timeout(fast_clock.watchdog_s(2.0 + SPIN_UP_MARGIN_S) + SETTLE_S):
+                latched = await guard.wait_latched()
+            assert latched.reason == "speed_mismatch"
+            assert latched.detail.startswith("the belt did not start")
+            started = next(r.t_s for r in sim.received if r.op == OpCode.START_OR_RESUME)
+            assert fast_clock.now() - started >= 2.0 + SPIN_UP_MARGIN_S
             assert await guard.wait_stopped()
         assert client.is_connected
     assert OpCode.SET_TARGET_SPEED not in received_ops(sim)
@@ -392,6 +396,27 @@ async def test_zeros_that_persist_are_a_real_standstill(fast_clock: Clock) -> No
         assert sim.model.state.value == "running"
 
 
+@pytest.mark.parametrize("at_rest_before", [True, False])
+async def test_zeros_after_starting_a_belt_at_rest_are_real(fast_clock: Clock, at_rest_before: bool) -> None:
+    """Started and stopped at once, the belt never moved: its only record, all zero, is a real standstill
+    (the Stop's confirmation) when the belt was reported at rest before the Start; without such a report
+    it may be a machine waking up, and is ignored."""
+    recorder = Recorder(fast_clock)
+    async with quirky_link(fast_clock) as (_sim, client):
+        recorder.attach(client)
+        data_characteristic = client.bleak_client.services.get_characteristic(TREADMILL_DATA_UUID)
+        status_characteristic = client.bleak_client.services.get_characteristic(MACHINE_STATUS_UUID)
+        assert data_characteristic is not None
+        assert status_characteristic is not None
+        zero = bytearray(bytes(TreadmillData(speed_kmh=0.0, total_distance_m=0, elapsed_time_s=0)))
+        if at_rest_before:
+            client._on_treadmill_data(data_characteristic, zero)  # at rest, before any Start
+        client._on_machine_status(status_characteristic, bytearray(bytes(MachineStatus.started_by_user())))
+        client._on_treadmill_data(data_characteristic, zero)  # the only record after the Start
+        assert len(recorder.records) == (2 if at_rest_before else 0)
+        assert client.ignored_records == (0 if at_rest_before else 1)
+
+
 # -- trailing-bytes ------------------------------------------------------------------------------------------
 
 
@@ -405,6 +430,27 @@ async def test_trailing_bytes_are_counted_not_malformed(fast_clock: Clock) -> No
     assert {r.trailing_bytes for r in recorder.records} == {3}
     assert recorder.records[-1].elapsed_time_s is not None
     assert recorder.of(TreadmillDataReceived)
+
+
+# -- no-control-point ----------------------------------------------------------------------------------------
+
+
+async def test_without_a_control_point_the_machine_is_watched_not_driven(fast_clock: Clock) -> None:
+    recorder = Recorder(fast_clock)
+    async with quirky_link(fast_clock, "no-control-point") as (sim, client):
+        recorder.attach(client)
+        assert not client.has_control_point
+        with pytest.raises(ControlPointError) as info:
+            await client.request(ControlPointRequest.request_control())
+        assert info.value.result == "op_not_supported"
+        sim.console_set_speed(1.0)
+        sim.console_start()
+        await running_steadily(recorder, 1.0)  # Treadmill Data still flows ...
+        statuses = recorder.of(MachineStatusReceived)
+        assert MachineStatusCode.STARTED_OR_RESUMED_BY_USER in [
+            e.status.code for e in statuses
+        ]  # ... and status
+    assert sim.received == []
 
 
 # -- no-service-data -----------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ def test_every_quirk_of_ftms_md_has_a_profile() -> None:
         "zero-wakeup",
         "trailing-bytes",
         "no-service-data",
+        "no-control-point",
     }
 
 

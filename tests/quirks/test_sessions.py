@@ -2,16 +2,20 @@
 client -> bleak over Bumble -> the quirky simulated treadmill, read back from the event log.
 
 For each quirk: what happens on such a machine without its configuration (where one is needed), and that
-the session completes safely with it. What needs a change in the guard or the runner is marked xfail with
-the change it needs.
+the session completes safely with it.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Final
 
 import pytest
+from typer.testing import CliRunner
 
+from retro_ftms.edge.app import NO_INCLINE_RULE
+from retro_ftms.edge.cli import app as cli_app
+from retro_ftms.errors import ProgramError
 from tests.quirks.conftest import (
     EXIT_COMPLETED,
     EXIT_SAFETY,
@@ -24,7 +28,7 @@ from tests.quirks.conftest import (
     received_ops,
     sim_events,
 )
-from tests.session.conftest import SessionRun, belt_stopped_at_end, motion_after_stop
+from tests.session.conftest import SessionRun, belt_stopped_at_end, motion_after_stop, read_events
 
 KMH_PER_MPH: Final = 1.609344
 STILL_BELOW_KMH: Final = 0.01
@@ -98,11 +102,6 @@ async def test_mph_targets_are_caught_by_the_speed_check(run_quirky: RunQuirky) 
     assert max(e["speed_kmh"] for e in data(session)) == pytest.approx(KMH_PER_MPH, abs=0.02)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the guard: SafetyGuard._follow_trigger's speed_mismatch detail (and overspeed's) should "
-    "append retro_ftms.ble.ftms_client.speed_units_hint(reported, target, units) when it returns text",
-)
 async def test_mph_mismatch_names_the_setting(run_quirky: RunQuirky) -> None:
     session = await run_quirky(FLAT, "mph-target", config=SETTLE_10_S)
     assert 'speed_target_units = "mph"' in latch_detail(session)
@@ -128,11 +127,6 @@ async def test_bh_incline_is_never_misread_silently(run_quirky: RunQuirky) -> No
     assert "%" in latch_detail(session)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the guard: the overincline and incline console_override details should append "
-    "retro_ftms.ble.ftms_client.incline_scale_hint(reported, target, scale, settled=False)",
-)
 async def test_bh_incline_stop_names_the_setting(run_quirky: RunQuirky) -> None:
     session = await run_quirky(INCLINE, "incline-1000")
     assert "incline_report_scale = 0.16" in latch_detail(session)
@@ -172,18 +166,11 @@ async def test_spin_up_setting_keeps_the_link(run_quirky: RunQuirky) -> None:
     """With the setting no speed command reaches a spinning-up belt: the link and the Stop stay intact."""
     session = await run_quirky(FLAT, "spin-up", config=KINGSMITH)
     assert sim_events(session, "quirk") == []
-    assert session.latch_reason in (None, "command_failed"), session.describe()
+    assert session.latch_reason is None, session.describe()
     assert belt_stopped_at_end(session), session.describe()
     assert "link_lost" not in [e["reason"] for e in session.safety]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the runner (or guard): after a Start/Resume, wait (wakeable by stop/pause requests) until "
-    "the link's spun_up (FtmsClient.spun_up, ReconnectingLink.spun_up; add it to FtmsLink) is True before "
-    "the first speed command (incl. the guard's lowering after a resume), and trip speed_mismatch 'the "
-    "belt did not start' when it is not within [ble] spin_up_s + a few records",
-)
 async def test_spin_up_setting_completes_the_session(run_quirky: RunQuirky) -> None:
     session = await run_quirky(FLAT, "spin-up", config=KINGSMITH)
     completed_safely(session)
@@ -204,12 +191,30 @@ async def test_without_ranges_the_configuration_caps_the_session(run_quirky: Run
 
 
 async def test_with_neither_incline_is_not_assumed(run_quirky: RunQuirky) -> None:
-    session = await run_quirky(INCLINE, "no-feature", "no-ranges")
+    """No Feature and no incline range: no incline targets, so an incline program is rejected before
+    anything moves, naming its first incline step."""
+    with pytest.raises(ProgramError) as info:
+        await run_quirky(INCLINE, "no-feature", "no-ranges")
+    assert info.value.rule == NO_INCLINE_RULE
+    assert info.value.where == 'step 2 "One percent"'
+    assert repr(info.value.value).startswith("incline 1")
+
+
+async def test_with_neither_a_flat_program_runs(run_quirky: RunQuirky) -> None:
+    session = await run_quirky(FLAT, "no-feature", "no-ranges")
     completed_safely(session)
     assert "set_target_inclination" not in received_ops(session)
-    refused = {(e["op"], e["rule"]) for e in session.of_type("refused")}
-    assert refused == {("set_incline", NOT_SUPPORTED_RULE)}
-    assert {e["incline_pct"] for e in data(session)} == {0.0}
+
+
+def test_an_incline_program_without_incline_targets_exits_2_before_anything_moves(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    args = ["run", "--simulator", "--program", str(INCLINE), "--yes", "--time-scale", "50"]
+    args += ["--quirk", "no-feature", "--quirk", "no-ranges", "--events", str(events)]
+    result = CliRunner().invoke(cli_app, args, prog_name="retro-ftms")
+    assert result.exit_code == 2, result.output
+    assert NO_INCLINE_RULE in result.output
+    commands = [e for e in read_events(events) if e["type"] == "command"]
+    assert commands == []
 
 
 # -- zero-wakeup ---------------------------------------------------------------------------------------------

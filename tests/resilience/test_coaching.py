@@ -1,7 +1,7 @@
 """Coaching on a treadmill without a Control Point: the person sets the console as told, retro-ftms watches.
 
-The simulated treadmill here has no Control Point (`WatchOnlyTreadmill`); a simulated person follows the
-coach's instructions on its console, with a reaction time, and sometimes breaks a rule.
+The simulated treadmill here has no Control Point (the `no-control-point` quirk); a simulated person follows
+the coach's instructions on its console, with a reaction time, and sometimes breaks a rule.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Final
 
 import pytest
-from bumble.core import UUID
-from bumble.gatt import Service
 from bumble.link import LocalLink
 
 import simulator.gatt
@@ -23,7 +21,7 @@ from retro_ftms.ble.connect import connect_ftms
 from retro_ftms.ble.ftms_client import FtmsClient
 from retro_ftms.ble.reconnect import ReconnectingLink
 from retro_ftms.clock import Clock
-from retro_ftms.codec import CONTROL_POINT_UUID, MachineStatus, TreadmillData
+from retro_ftms.codec import MachineStatus, TreadmillData
 from retro_ftms.edge.app import RunOptions, Units, run_session
 from retro_ftms.events import CoachEvent, Event, EventBus, SafetyEvent, StateEvent, StepEvent
 from retro_ftms.program import expand, load_program
@@ -35,6 +33,8 @@ from retro_ftms.session.control import SessionControl
 from retro_ftms.session.runner import SessionResult
 from retro_ftms.session.snapshot import SnapshotTracker
 from simulator.gatt import SimulatedTreadmill
+from simulator.model import SimulatorSettings
+from simulator.quirks import with_quirks
 from tests.resilience.conftest import TIME_SCALE, TIMING, RecordingUI, config_file, read_events
 
 REACTION_S: Final = 2.0  # the person needs a moment to reach the buttons
@@ -42,20 +42,17 @@ CONFIG: Final = SafetyConfig.model_validate(dict(TIMING))
 WALL_LIMIT_S: Final = 20.0
 
 
-class WatchOnlyTreadmill(SimulatedTreadmill):
-    """The simulated treadmill without its Control Point: it reports, it cannot be driven."""
+WATCH_ONLY: Final = with_quirks(SimulatorSettings(), ["no-control-point"])
 
-    made: ClassVar[list[WatchOnlyTreadmill]] = []
+
+class SeenTreadmill(SimulatedTreadmill):
+    """The app's simulated treadmill, remembered so that the test's person can reach its console."""
+
+    made: ClassVar[list[SeenTreadmill]] = []
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        WatchOnlyTreadmill.made.append(self)
-
-    def _build_service(self) -> Service:
-        service = super()._build_service()
-        control_point = UUID(CONTROL_POINT_UUID)
-        service.characteristics = [c for c in service.characteristics if c.uuid != control_point]
-        return service
+        SeenTreadmill.made.append(self)
 
 
 class ConsolePerson:
@@ -126,7 +123,7 @@ async def coach(
     events: list[Event] = []
     bus.subscribe(lambda _t, event: events.append(event))
     link = LocalLink()  # type: ignore[no-untyped-call]
-    async with WatchOnlyTreadmill(clock, bus=bus) as sim:
+    async with SimulatedTreadmill(clock, WATCH_ONLY, bus=bus) as sim:
         await sim.serve_on_link(link)
         async with await BumbleCentral.on_link(link) as central:
 
@@ -225,18 +222,19 @@ class _PersonAtTheConsole(RecordingUI):
         self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units
     ) -> contextlib.AbstractAsyncContextManager[None]:
         del tracker, control, units
-        return ConsolePerson(WatchOnlyTreadmill.made[-1], bus).at_the_console()
+        return ConsolePerson(SeenTreadmill.made[-1], bus).at_the_console()
 
 
 async def test_the_app_coaches_when_there_is_no_control_point(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`run --simulator` on a treadmill without a Control Point runs the coaching session."""
-    monkeypatch.setattr(simulator.gatt, "SimulatedTreadmill", WatchOnlyTreadmill)
+    monkeypatch.setattr(simulator.gatt, "SimulatedTreadmill", SeenTreadmill)
     events_path = tmp_path / "events.jsonl"
     options = RunOptions(
         program="first-steps",
         simulator=True,
+        quirks=("no-control-point",),
         config_path=config_file(tmp_path, None),
         events_path=events_path,
         time_scale=TIME_SCALE,

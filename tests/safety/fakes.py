@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from retro_ftms.ble.ftms_client import TreadmillQuirks
 from retro_ftms.ble.link import (
     LinkEvent,
     LinkListener,
@@ -167,6 +168,8 @@ class FakeLink:
         self.writes: list[Written] = []
         self.log: list[str] = []  # writes and (when a test subscribes it) events, in order
         self.latched_probe: Callable[[], bool] = lambda: False
+        self.quirks = TreadmillQuirks()
+        self.spun_up = True  # a test sets False to play a belt spinning up after a Start
         self._features = features
         self._speed_range = speed_range
         self._incline_range = incline_range
