@@ -140,6 +140,7 @@ class FtmsServer:
         self._drop_link = False
         # Treadmill Data schedule.
         self._last_data_t: float | None = None
+        # A record saying "at rest" is owed: from a Start on, and after any record sent in motion.
         self._rest_record_pending = False
         self._motion_unreported = False  # the belt was told to run and has not been seen at rest since
 
@@ -450,7 +451,7 @@ class FtmsServer:
 
     def _record_due_at(self, now: float) -> float | None:
         """When the next record is due, silence aside: on a one-second grid while the belt runs or
-        moves, and one more the moment it has come to rest."""
+        moves, and one more the moment it has come to rest after a Start or a record in motion."""
         interval = self.settings.notify_interval_s
         if self._data_active_at(now):
             last = self._last_data_t
@@ -534,6 +535,9 @@ class FtmsServer:
         self.model.start()
         self._started_at = self.clock.now()
         self._motion_unreported = True
+        # Owed from now: a run stopped before the grid came round would otherwise end without any record,
+        # and the client would never see the zero speed that confirms the stop.
+        self._rest_record_pending = True
         return [
             *self._to_all(Channel.MACHINE_STATUS, bytes(MachineStatus.started_by_user())),
             *self._set_training(TrainingStatusCode.MANUAL_MODE),

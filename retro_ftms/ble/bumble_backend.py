@@ -359,6 +359,58 @@ async def _att(operation: Awaitable[_T]) -> _T:
         raise
 
 
+class _AttChannel:
+    """One connection's ATT bearer: one operation at a time, each immune to its caller's cancellation.
+
+    ATT allows one outstanding request per bearer. When the task awaiting a response is cancelled, Bumble
+    frees its request slot at once, yet the peer's response is still in the air and would be taken for the
+    answer to the next request (a read of one characteristic returning another's value, then an
+    `InvalidStateError` inside Bumble when the real answer lands). So every operation runs in its own task,
+    shielded from the caller and behind a lock released only when Bumble's operation really finishes
+    (response, ATT timeout or disconnection). The caller's cancellation still reaches the caller at once;
+    the next operation waits at most for that one response.
+    """
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer: Final = peer
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    async def run(self, operation: Callable[[Peer], Awaitable[_T]]) -> _T:
+        """Run `operation(peer)` exclusively, to completion even if the caller is cancelled meanwhile."""
+        if self._closed:
+            raise BleakError("Not connected")
+        task = asyncio.get_running_loop().create_task(self._exclusive(operation))
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            caller = asyncio.current_task()
+            if task.cancelled() and caller is not None and caller.cancelling() == 0:
+                raise BleakError("disconnected during a GATT operation") from None
+            raise
+
+    async def _exclusive(self, operation: Callable[[Peer], Awaitable[_T]]) -> _T:
+        async with self._lock:
+            if self._closed:
+                raise BleakError("Not connected")
+            return await _att(operation(self.peer))
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        """Forget a finished operation, and mark its failure seen: a cancelled caller no longer awaits it."""
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()
+
+    def close(self) -> None:
+        """The link is gone: refuse new operations and end those still pending (no answer can come)."""
+        self._closed = True
+        for task in tuple(self._tasks):
+            task.cancel()
+
+
 class BumbleBleakClient(BaseBleakClient):
     """bleak client backend over a `BumbleCentral`.
 
@@ -382,7 +434,7 @@ class BumbleBleakClient(BaseBleakClient):
         services = kwargs.get("services")
         self._service_filter: set[str] | None = set(services) if services else None
         self._connection: Connection | None = None
-        self._peer: Peer | None = None
+        self._channel: _AttChannel | None = None
         self._subscriptions: dict[int, Callable[[bytes], None]] = {}
 
     @property
@@ -419,9 +471,10 @@ class BumbleBleakClient(BaseBleakClient):
         connection.on(Connection.EVENT_DISCONNECTION, self._on_disconnection)
         try:
             async with asyncio.timeout(self._timeout):
-                self._peer = Peer(connection)
+                self._channel = _AttChannel(Peer(connection))
                 if self._requested_mtu is not None:
-                    await _att(self._peer.request_mtu(self._requested_mtu))
+                    mtu = self._requested_mtu
+                    await self._channel.run(lambda peer: peer.request_mtu(mtu))
                 if pair:
                     await connection.pair()
                 self.services = await self._discover()
@@ -431,15 +484,22 @@ class BumbleBleakClient(BaseBleakClient):
             raise
 
     async def _discover(self) -> BleakGATTServiceCollection:
-        """Discover services, characteristics and descriptors into bleak's collection."""
-        assert self._peer is not None
+        """Discover services, characteristics and descriptors (one ATT operation) into bleak's collection."""
+        channel = self._require_channel()
         wanted = [core.UUID(u) for u in self._service_filter] if self._service_filter else []
-        proxies: list[ServiceProxy] = await _att(self._peer.discover_services(wanted))
+
+        async def discover(peer: Peer) -> list[ServiceProxy]:
+            proxies: list[ServiceProxy] = await peer.discover_services(wanted)
+            for proxy in proxies:
+                for char_proxy in await proxy.discover_characteristics():
+                    await char_proxy.discover_descriptors()
+            return proxies
+
         collection = BleakGATTServiceCollection()
-        for proxy in proxies:
+        for proxy in await channel.run(discover):
             service = BleakGATTService(proxy, proxy.handle, bumble_uuid_str(proxy.uuid))
             collection.add_service(service)
-            for char_proxy in await _att(proxy.discover_characteristics()):
+            for char_proxy in proxy.characteristics:
                 characteristic = BleakGATTCharacteristic(
                     char_proxy,
                     char_proxy.handle,
@@ -449,7 +509,7 @@ class BumbleBleakClient(BaseBleakClient):
                     service,
                 )
                 collection.add_characteristic(characteristic)
-                for desc_proxy in await _att(char_proxy.discover_descriptors()):
+                for desc_proxy in char_proxy.descriptors:
                     collection.add_descriptor(
                         BleakGATTDescriptor(
                             desc_proxy, desc_proxy.handle, bumble_uuid_str(desc_proxy.type), characteristic
@@ -460,10 +520,10 @@ class BumbleBleakClient(BaseBleakClient):
     async def _learn_name(self) -> None:
         """Read the GAP Device Name when no advertisement told us the name, as the OS stacks do."""
         device_name = self.services.get_characteristic(DEVICE_NAME_UUID) if self.services else None
-        if self.address in self._central.names or device_name is None or self._peer is None:
+        if self.address in self._central.names or device_name is None or self._channel is None:
             return
         try:
-            value = await _att(self._peer.read_value(device_name.handle))
+            value = await self._channel.run(lambda peer: peer.read_value(device_name.handle))
         except BleakError as error:
             _LOGGER.debug("no device name from %s: %s", self.address, error)
             return
@@ -477,7 +537,9 @@ class BumbleBleakClient(BaseBleakClient):
 
     def _forget(self) -> None:
         self._connection = None
-        self._peer = None
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
         self._subscriptions.clear()
         self.services = None
 
@@ -511,62 +573,81 @@ class BumbleBleakClient(BaseBleakClient):
             raise BleakError("Not connected")
         return self._connection
 
-    def _require_peer(self) -> Peer:
+    def _require_channel(self) -> _AttChannel:
         self._require_connection()
-        assert self._peer is not None
-        return self._peer
+        assert self._channel is not None
+        return self._channel
 
     async def read_gatt_char(
         self, characteristic: BleakGATTCharacteristic, *, use_cached: bool = False, **kwargs: Any
     ) -> bytearray:
-        peer = self._require_peer()
-        return bytearray(await _att(peer.read_value(characteristic.handle)))
+        channel = self._require_channel()
+        return bytearray(await channel.run(lambda peer: peer.read_value(characteristic.handle)))
 
     async def read_gatt_descriptor(
         self, descriptor: BleakGATTDescriptor, *, use_cached: bool = False, **kwargs: Any
     ) -> bytearray:
-        peer = self._require_peer()
-        return bytearray(await _att(peer.read_value(descriptor.handle)))
+        channel = self._require_channel()
+        return bytearray(await channel.run(lambda peer: peer.read_value(descriptor.handle)))
 
     async def write_gatt_char(
         self, characteristic: BleakGATTCharacteristic, data: SizedBuffer, response: bool
     ) -> None:
-        peer = self._require_peer()
-        await _att(peer.write_value(characteristic.handle, bytes(data), with_response=response))
+        """Write; a Write Command (no response) needs no request slot, so it skips the queue."""
+        channel = self._require_channel()
+        value = bytes(data)
+        if not response:
+            await _att(channel.peer.write_value(characteristic.handle, value, with_response=False))
+            return
+        await channel.run(lambda peer: peer.write_value(characteristic.handle, value, with_response=True))
 
     async def write_gatt_descriptor(self, descriptor: BleakGATTDescriptor, data: SizedBuffer) -> None:
-        peer = self._require_peer()
-        await _att(peer.write_value(descriptor.handle, bytes(data), with_response=True))
+        channel = self._require_channel()
+        value = bytes(data)
+        await channel.run(lambda peer: peer.write_value(descriptor.handle, value, with_response=True))
 
     async def start_notify(
         self, characteristic: BleakGATTCharacteristic, callback: NotifyCallback, **kwargs: Any
     ) -> None:
-        """Enable notifications (preferred, as bleak's other backends do) or indications."""
-        peer = self._require_peer()
+        """Enable notifications (preferred, as bleak's other backends do) or indications.
+
+        The whole subscription is one operation: a cancelled caller leaves it complete and recorded, never
+        half-made.
+        """
+        channel = self._require_channel()
         proxy: CharacteristicProxy[bytes] = characteristic.obj
-        if not proxy.descriptors_discovered:
-            await _att(proxy.discover_descriptors())
-        if proxy.get_descriptor(GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR) is None:
-            raise BleakError(f"characteristic {characteristic.uuid} has no CCCD: cannot notify")
+        handle = characteristic.handle
 
         def on_value(value: bytes) -> None:
             callback(bytearray(value))
 
-        previous = self._subscriptions.pop(characteristic.handle, None)
-        if previous is not None:
-            await _att(peer.unsubscribe(proxy, previous))
-        self._subscriptions[characteristic.handle] = on_value
-        try:
-            await _att(peer.subscribe(proxy, on_value, prefer_notify=True))
-        except BaseException:
-            self._subscriptions.pop(characteristic.handle, None)
-            raise
+        async def subscribe(peer: Peer) -> None:
+            if not proxy.descriptors_discovered:
+                await proxy.discover_descriptors()
+            if proxy.get_descriptor(GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR) is None:
+                raise BleakError(f"characteristic {characteristic.uuid} has no CCCD: cannot notify")
+            previous = self._subscriptions.pop(handle, None)
+            if previous is not None:
+                await peer.unsubscribe(proxy, previous)
+            self._subscriptions[handle] = on_value
+            try:
+                await peer.subscribe(proxy, on_value, prefer_notify=True)
+            except BaseException:
+                self._subscriptions.pop(handle, None)
+                raise
+
+        await channel.run(subscribe)
 
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
-        peer = self._require_peer()
-        subscriber = self._subscriptions.pop(characteristic.handle, None)
+        channel = self._require_channel()
         proxy: CharacteristicProxy[bytes] = characteristic.obj
-        await _att(peer.gatt_client.unsubscribe(proxy, subscriber, force=True))
+        handle = characteristic.handle
+
+        async def unsubscribe(peer: Peer) -> None:
+            subscriber = self._subscriptions.pop(handle, None)
+            await peer.gatt_client.unsubscribe(proxy, subscriber, force=True)
+
+        await channel.run(unsubscribe)
 
 
 __all__ = ["BumbleBleakClient", "BumbleBleakScanner", "BumbleCentral", "bumble_uuid_str"]

@@ -383,6 +383,33 @@ def test_a_record_at_rest_follows_every_stop_however_slow_the_clock_reads(read_c
         assert h.server.data_due_at() is None, stop_at
 
 
+@pytest.mark.parametrize("read_cost_s", [0.0, 0.005])
+def test_a_short_run_soon_after_the_last_record_still_ends_with_a_record_at_rest(read_cost_s: float) -> None:
+    """A Start less than two intervals after the previous record, stopped within one interval, still
+    gets a record at rest: it is owed from the Start, whether or not the grid came round meanwhile."""
+    for step in range(40):
+        clock = LoadedClock(read_cost_s)
+        h = Harness(clock).controlled()
+        h.cp(speed(0.8))
+        h.cp(START)
+        h.data(3.0)
+        h.cp(STOP)
+        first = only(h.data(1.0), Channel.TREADMILL_DATA)  # at rest by 3.8 s
+        assert TreadmillData.from_bytes(first[-1]).speed_kmh == 0.0
+        assert h.server.data_due_at() is None
+        start_after_s = 0.05 * (step % 8)  # the previous record (at rest) went out 0.2 to 0.55 s earlier
+        run_s = 0.1 * (step // 8)  # stopped within one notify interval, sometimes before the belt moves
+        h.data(start_after_s)
+        h.cp(START)
+        h.data(run_s)
+        h.cp(STOP)
+        records = only(h.data(5.0), Channel.TREADMILL_DATA)
+        speeds = [TreadmillData.from_bytes(p).speed_kmh for p in records]
+        assert speeds, (start_after_s, run_s)
+        assert speeds[-1] == 0.0, (start_after_s, run_s, speeds)
+        assert h.server.data_due_at() is None, (start_after_s, run_s)
+
+
 def test_record_too_long_for_the_mtu_is_split_with_more_data(manual_clock: ManualClock) -> None:
     settings = SimulatorSettings(fields=Fields.all(), heart_rate=HeartRateModel())
     h = Harness(manual_clock, settings).controlled()
