@@ -40,7 +40,6 @@ from retro_ftms.events import (
     SafetyReason,
     SessionState,
     StateEvent,
-    StepEvent,
 )
 from retro_ftms.program import Segment
 from retro_ftms.safety.coaching import CANNOT_STOP, ConsoleWatch, Violation
@@ -60,6 +59,7 @@ from retro_ftms.session.runner import (
     EXIT_SAFETY_STOP,
     SessionResult,
 )
+from retro_ftms.session.timeline import segment_at, step_event
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -473,21 +473,8 @@ class CoachingSession:
             self._bus.publish(StateEvent(state))
 
     def _segment_at(self, t: float) -> Segment:
-        for segment in self._segments:
-            if t < segment.end_s:
-                return segment
-        return self._segments[-1]
+        return segment_at(self._segments, t)
 
     def _announce_step(self, segment: Segment) -> None:
         self._step_index = segment.step_index
-        step_segments = [s for s in self._segments if s.step_index == segment.step_index]
-        duration = step_segments[-1].end_s - step_segments[0].start_s
-        self._bus.publish(
-            StepEvent(
-                index=segment.step_index,
-                name=segment.step_name,
-                target_speed_kmh=step_segments[-1].target_speed_kmh,
-                target_incline_pct=step_segments[-1].target_incline_pct,
-                duration_s=round(duration, 3),
-            )
-        )
+        self._bus.publish(step_event(self._segments, segment))
