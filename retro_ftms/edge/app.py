@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 EXIT_DECLINED: Final = 0  # the person said no at pre-flight: nothing moved, nothing failed
-SCAN_TIMEOUT_S: Final = 5.0
 # Wall seconds the session gives the broker before the belt starts, so that `online` and discovery go out
 # first; a broker that is slow or gone costs this once, at the start, and never delays a stop or a step.
 MQTT_STARTUP_WAIT_S: Final = 1.0
@@ -53,6 +52,8 @@ class RunOptions:
     """Everything `retro-ftms run` was asked for, already parsed by the CLI."""
 
     program: str
+    # The configuration the CLI already loaded (once, early); None: `load_app_config` loads `config_path`.
+    config: AppConfig | None = None
     simulator: bool = False
     device: str | None = None
     transport: str | None = None
@@ -142,9 +143,10 @@ def parse_hr_strap(spec: str | None) -> HeartRateProfile | None:
 
 
 def load_app_config(options: RunOptions) -> AppConfig:
+    """The run's configuration (`options.config`, or the file and environment) with `--mqtt` applied."""
     from retro_ftms.edge.config import MqttConfig, load_config  # noqa: PLC0415
 
-    config = load_config(options.config_path)
+    config = options.config if options.config is not None else load_config(options.config_path)
     if options.mqtt_url is not None:
         config = config.model_copy(update={"mqtt": MqttConfig.from_url(options.mqtt_url, base=config.mqtt)})
     return config
@@ -311,7 +313,7 @@ async def _open_link(
     On every path the link reconnects after a drop (`[ble] reconnect_window_s`), so the guard can send Stop.
     """
     from retro_ftms.ble.bumble_backend import BumbleCentral  # noqa: PLC0415
-    from retro_ftms.ble.connect import connect_ftms  # noqa: PLC0415
+    from retro_ftms.ble.connect import connect_ftms, find_treadmill, is_address  # noqa: PLC0415
     from retro_ftms.ble.ftms_client import FtmsClient  # noqa: PLC0415
     from retro_ftms.ble.heart_rate import HeartRateMergingBus, HeartRateMonitor  # noqa: PLC0415
     from retro_ftms.ble.reconnect import ReconnectingLink  # noqa: PLC0415
@@ -357,8 +359,14 @@ async def _open_link(
             client_bus = HeartRateMergingBus(bus, lambda: None if heart_rate is None else heart_rate.bpm)
 
         async def connect(timeout_s: float) -> FtmsClient:
+            found: str | FoundTreadmill = target
+            if central is None or not is_address(target):
+                # Looked for on every attempt, for `[ble] scan_timeout_s` (a reconnect: at most its own
+                # attempt time); a Bumble central connects to an address without looking.
+                scan_s = min(config.ble.scan_timeout_s, timeout_s)
+                found = await find_treadmill(target, central=central, timeout_s=scan_s)
             return await connect_ftms(
-                target,
+                found,
                 central=central,
                 bus=client_bus,
                 cp_timeout_s=config.ble.cp_timeout_s,
@@ -377,7 +385,7 @@ async def _open_link(
         yield _Links(treadmill, heart_rate)
 
 
-async def scan(transport: str | None, timeout_s: float = SCAN_TIMEOUT_S) -> list[FoundTreadmill]:
+async def scan(transport: str | None, timeout_s: float) -> list[FoundTreadmill]:
     """FTMS treadmills advertising nearby, through the OS stack or a Bumble transport."""
     from retro_ftms.ble.bumble_backend import BumbleCentral  # noqa: PLC0415
     from retro_ftms.ble.connect import scan_treadmills  # noqa: PLC0415

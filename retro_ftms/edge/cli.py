@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from retro_ftms.ble.connect import FitnessMachineAdvertisement
+    from retro_ftms.edge.config import AppConfig, BleConfig, LogConfig
     from retro_ftms.errors import InvalidInputError
     from retro_ftms.program import Program
     from retro_ftms.safety.limits import SafetyConfig
@@ -76,7 +77,7 @@ VerboseOption = Annotated[
         "--verbose",
         "-v",
         count=True,
-        help="Log to stderr: -v for INFO, -vv for DEBUG (default: warnings only).",
+        help="Log more: -v for INFO, -vv for DEBUG (default: [log] level, WARNING).",
     ),
 ]
 UnitsOption = Annotated[
@@ -85,7 +86,11 @@ UnitsOption = Annotated[
 ]
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", metavar="FILE", help="Configuration file (TOML); see config/retro-ftms.toml."),
+    typer.Option(
+        "--config",
+        metavar="FILE",
+        help="Configuration file (TOML); see config/retro-ftms.toml. Options given here beat it.",
+    ),
 ]
 TransportOption = Annotated[
     str | None,
@@ -114,28 +119,54 @@ QuirkOption = Annotated[
 
 
 class _Logging:
-    """Logging to stderr through a queue, so that a slow terminal never blocks the code that logs."""
+    """Logging to stderr (and `[log] file`) through a queue, so a slow terminal never blocks the logger."""
 
     listener: logging.handlers.QueueListener | None = None
-    queue_handler: logging.Handler | None = None
+    queue_handler: logging.handlers.QueueHandler | None = None
+    file_handler: logging.Handler | None = None
     previous_level: int = logging.WARNING
+    verbose_level: int | None = None  # what `-v` asked for; None: no `-v`, `[log] level` decides
 
     @classmethod
     def setup(cls, verbosity: int) -> None:
         """Called by the root callback and again by a command: `-v` counts wherever it was given."""
-        level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+        if verbosity > 0:
+            asked = logging.INFO if verbosity == 1 else logging.DEBUG
+            cls.verbose_level = asked if cls.verbose_level is None else min(cls.verbose_level, asked)
+        level = logging.WARNING if cls.verbose_level is None else cls.verbose_level
         root = logging.getLogger()
         if cls.listener is not None:
             root.setLevel(min(root.level, level))
             return
         cls.previous_level = root.level
         root.setLevel(level)
-        handler = logging.StreamHandler(_StderrProxy())
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
         log_queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
         cls.queue_handler = logging.handlers.QueueHandler(log_queue)
         root.addHandler(cls.queue_handler)
-        cls.listener = logging.handlers.QueueListener(log_queue, handler)
+        cls._listen(_formatted(logging.StreamHandler(_StderrProxy())))
+
+    @classmethod
+    def configure(cls, log: LogConfig, command: str) -> None:
+        """Apply `[log]`: its level unless `-v` asked for more, and its file as a second destination.
+
+        A file that cannot be opened is a usage error (exit 2): nothing has started yet.
+        """
+        level = logging.getLevelNamesMapping()[log.level]
+        logging.getLogger().setLevel(level if cls.verbose_level is None else min(level, cls.verbose_level))
+        if log.file is None or cls.listener is None or cls.file_handler is not None:
+            return
+        try:
+            cls.file_handler = _formatted(logging.FileHandler(log.file, encoding="utf-8", delay=False))
+        except OSError as error:
+            raise _usage_error(command, f"[log] file {log.file}: cannot open it: {error.strerror}") from None
+        stderr_handler = cls.listener.handlers[0]
+        cls.listener.stop()
+        cls._listen(stderr_handler, cls.file_handler)
+
+    @classmethod
+    def _listen(cls, *handlers: logging.Handler) -> None:
+        assert cls.queue_handler is not None
+        cls.listener = logging.handlers.QueueListener(cls.queue_handler.queue, *handlers)
         with signals_blocked():
             cls.listener.start()
 
@@ -149,6 +180,15 @@ class _Logging:
             cls.listener.stop()  # writes what is still queued
             cls.listener = None
             root.setLevel(cls.previous_level)
+        cls.verbose_level = None
+        if cls.file_handler is not None:
+            cls.file_handler.close()
+            cls.file_handler = None
+
+
+def _formatted(handler: logging.Handler) -> logging.Handler:
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    return handler
 
 
 @contextlib.contextmanager
@@ -222,6 +262,36 @@ def _invalid_input_exits() -> Iterator[None]:
         raise _fail(EXIT_USAGE, str(error)) from None
 
 
+def _load_config(command: str, path: Path | None) -> AppConfig:
+    """The command's configuration (file, environment, defaults), loaded once and early, with `[log]`
+    applied; an invalid one is exit 2 before anything starts."""
+    from retro_ftms.edge.config import load_config  # noqa: PLC0415
+
+    with _invalid_input_exits():
+        config = load_config(path)
+    _Logging.configure(config.log, command)
+    return config
+
+
+def _treadmill(
+    simulator: bool, device: str | None, transport: str | None, ble: BleConfig
+) -> tuple[str | None, str | None]:
+    """The treadmill `run` drives and the transport to it: the options, else `[ble] device` and
+    `[ble] transport`; (None, None) for the in-process simulator. Usage errors (exit 2) when unclear."""
+    if simulator and device is not None:
+        raise _usage_error("run", "--simulator and --device exclude each other: choose one")
+    if simulator:
+        if transport is not None:
+            raise _usage_error("run", "--transport goes with --device (the in-process simulator needs none)")
+        return None, None
+    device = device if device is not None else ble.device
+    if device is None:
+        raise _usage_error(
+            "run", "say which treadmill: --simulator, or --device ADDRESS|NAME (or set [ble] device)"
+        )
+    return device, transport if transport is not None else ble.transport
+
+
 def _units(choice: UnitsChoice | None) -> Literal["mph", "kmh"] | None:
     if choice is None:
         return None
@@ -283,18 +353,24 @@ def _root(
 def run(
     *,
     program: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--program", metavar="NAME|FILE", help="A built-in program (see 'programs list') or a file."
+            "--program",
+            metavar="NAME|FILE",
+            help="A built-in program (see 'programs list') or a file (default: [session] program).",
         ),
-    ],
+    ] = None,
     simulator: Annotated[
         bool,
         typer.Option("--simulator", help="Run against the bundled simulated treadmill, in this process."),
     ] = False,
     device: Annotated[
         str | None,
-        typer.Option("--device", metavar="ADDRESS|NAME", help="The treadmill's Bluetooth address or name."),
+        typer.Option(
+            "--device",
+            metavar="ADDRESS|NAME",
+            help="The treadmill's Bluetooth address or name (default: [ble] device).",
+        ),
     ] = None,
     time_scale: Annotated[
         float | None,
@@ -348,11 +424,12 @@ def run(
     r resumes, Ctrl-C stops the belt and quits.
     """
     _Logging.setup(verbose)
+    app_config = _load_config("run", config)
+    program = program if program is not None else app_config.session.program
+    if program is None:
+        raise _usage_error("run", "say which program: --program NAME|FILE (or set [session] program)")
     faults, quirks = fault or [], quirk or []
-    if simulator and device is not None:
-        raise _usage_error("run", "--simulator and --device exclude each other: choose one")
-    if not simulator and device is None:
-        raise _usage_error("run", "say which treadmill: --simulator, or --device ADDRESS|NAME")
+    device, transport = _treadmill(simulator, device, transport, app_config.ble)
     if not simulator:
         for name, given in (
             ("--time-scale", time_scale is not None),
@@ -362,8 +439,6 @@ def run(
         ):
             if given:
                 raise _usage_error("run", f"{name} needs --simulator (a real treadmill runs as it is)")
-    elif transport is not None:
-        raise _usage_error("run", "--transport goes with --device (the in-process simulator needs none)")
     elif hr_device is not None:
         raise _usage_error("run", "--hr-device goes with --device (the simulator's strap is --hr-strap)")
     if time_scale is not None:
@@ -384,6 +459,7 @@ def run(
 
     options = RunOptions(
         program=program,
+        config=app_config,
         simulator=simulator,
         device=device,
         transport=transport,
@@ -405,18 +481,21 @@ def run(
 def scan(
     transport: TransportOption = None,
     timeout: Annotated[
-        float | None, typer.Option("--timeout", metavar="S", help="Seconds to listen (default: 5).")
+        float | None,
+        typer.Option("--timeout", metavar="S", help="Seconds to listen (default: [ble] scan_timeout_s, 10)."),
     ] = None,
+    config: ConfigOption = None,
     verbose: VerboseOption = 0,
 ) -> None:
     """List FTMS treadmills advertising nearby."""
     _Logging.setup(verbose)
     if timeout is not None and not 0 < timeout <= MAX_SCAN_TIMEOUT_S:
         raise _usage_error("scan", f"--timeout must be above 0 and at most {MAX_SCAN_TIMEOUT_S:g} s")
+    ble = _load_config("scan", config).ble
+    timeout_s = ble.scan_timeout_s if timeout is None else timeout
+    transport = transport if transport is not None else ble.transport
 
     from retro_ftms.edge import app as edge_app  # noqa: PLC0415
-
-    timeout_s = edge_app.SCAN_TIMEOUT_S if timeout is None else timeout
 
     async def scan_and_show() -> int:
         found = await edge_app.scan(transport, timeout_s)
@@ -457,6 +536,7 @@ def _advertised(data: FitnessMachineAdvertisement | None) -> str:
 
 @app.command()
 def simulate(
+    *,
     transport: Annotated[
         str,
         typer.Option(
@@ -474,6 +554,7 @@ def simulate(
             "--time-scale", metavar="X", help="Run the treadmill's clock X times faster than real time."
         ),
     ] = 1.0,
+    config: ConfigOption = None,
     verbose: VerboseOption = 0,
 ) -> None:
     """Run the simulated treadmill alone, as a BLE peripheral.
@@ -483,6 +564,7 @@ def simulate(
     real BLE device.
     """
     _Logging.setup(verbose)
+    _load_config("simulate", config)  # for [log]; the simulator has no other settings there
     faults = fault or []
     _check_time_scale("simulate", time_scale)
     _check_faults("simulate", faults)

@@ -100,10 +100,12 @@ class BleConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # The treadmill's address or advertised name (`--device`); None means "the only FTMS treadmill found".
+    # The treadmill `run` drives when neither `--device` nor `--simulator` is given (address or name);
+    # None: `run` needs one of them. Never "whichever treadmill answers": the belt runs under a person.
     device: str | None = Field(default=None, min_length=1)
-    # A Bumble HCI transport instead of the OS Bluetooth stack (`--transport`), e.g. `usb:0`.
+    # A Bumble HCI transport instead of the OS Bluetooth stack, for `run` and `scan` without `--transport`.
     transport: str | None = Field(default=None, min_length=1)
+    # How long `scan` listens (without `--timeout`) and how long `run` looks for the treadmill.
     scan_timeout_s: float = Field(default=10.0, gt=0, le=120)
     connect_timeout_s: float = Field(default=20.0, gt=0, le=120)
     # design.md: a Control Point procedure gets about 2 s before it counts as failed.
@@ -149,8 +151,9 @@ class LogConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    # Also write the log to this file; None logs to stderr only.
+    # The least severe record logged; `-v` (INFO) and `-vv` (DEBUG) lower it, never raise it.
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    # Also write the log to this file (appended); None logs to stderr only.
     file: _PathOrNone = None
 
 

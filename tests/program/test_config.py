@@ -38,7 +38,7 @@ def test_no_file_no_environment_gives_the_defaults() -> None:
     assert config.ble.cp_timeout_s == 2.0
     assert not config.mqtt.enabled
     assert config.mqtt.base_topic == "retro_ftms/treadmill"
-    assert config.log.level == "INFO"
+    assert config.log.level == "WARNING"
 
 
 def test_environment_beats_file_beats_defaults(tmp_path: Path) -> None:
