@@ -42,6 +42,7 @@ from bumble.transport import open_transport
 from bumble.transport.common import AsyncPipeSink, Transport
 
 from retro_ftms.errors import BluetoothUnavailableError
+from retro_ftms.listeners import Listeners
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class BumbleCentral:
         self._transport = transport
         self._link = link
         self._controller = controller
-        self._listeners: list[AdvertisementListener] = []
+        self._listeners: Listeners[Advertisement] = Listeners("advertisement")
         self._scan_users = 0
         self._scan_lock = asyncio.Lock()
         # Bumble allows one pending LE connection per device: connects take turns.
@@ -208,13 +209,7 @@ class BumbleCentral:
     # Scanning: advertisement fan-out, with scanning on while at least one scanner wants it.
 
     def add_advertisement_listener(self, listener: AdvertisementListener) -> Callable[[], None]:
-        self._listeners.append(listener)
-
-        def remove() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(listener)
-
-        return remove
+        return self._listeners.add(listener)
 
     def _on_advertisement(self, advertisement: Advertisement) -> None:
         name = advertisement.data.get(
@@ -222,8 +217,7 @@ class BumbleCentral:
         ) or advertisement.data.get(core.AdvertisingData.Type.SHORTENED_LOCAL_NAME)
         if isinstance(name, str):
             self.names[str(advertisement.address)] = name
-        for listener in tuple(self._listeners):
-            listener(advertisement)
+        self._listeners.emit(advertisement)
 
     async def start_scanning(self, *, active: bool = True) -> None:
         async with self._scan_lock:

@@ -77,6 +77,7 @@ from retro_ftms.events import (
     ResultName,
     StatusEvent,
 )
+from retro_ftms.listeners import Listeners
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -288,7 +289,7 @@ class FtmsClient:
         self._clock = clock or Clock()
         self._bus = bus
         self._cp_timeout_s = cp_timeout_s
-        self._listeners: list[LinkListener] = []
+        self._listeners: Listeners[LinkEvent] = Listeners("link")
         self._assembler = TreadmillDataAssembler()
         self._lock = asyncio.Lock()
         self._pending: dict[int, collections.deque[_Procedure]] = collections.defaultdict(collections.deque)
@@ -367,13 +368,7 @@ class FtmsClient:
         return not self._lost and not self._closing and self.bleak_client.is_connected
 
     def add_listener(self, listener: LinkListener) -> Callable[[], None]:
-        self._listeners.append(listener)
-
-        def remove() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(listener)
-
-        return remove
+        return self._listeners.add(listener)
 
     # Lifecycle
 
@@ -511,11 +506,7 @@ class FtmsClient:
     # Notifications: synchronous, in the event loop; bad bytes become MalformedData, never an exception.
 
     def _emit(self, event: LinkEvent) -> None:
-        for listener in tuple(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                _LOGGER.exception("link listener %r failed on %s", listener, type(event).__name__)
+        self._listeners.emit(event)
 
     def _publish(self, event: CommandEvent | ResponseEvent | DataEvent | StatusEvent) -> None:
         if self._bus is not None:

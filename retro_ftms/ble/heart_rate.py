@@ -35,6 +35,7 @@ from retro_ftms.ble.connect import bluetooth_errors, is_address
 from retro_ftms.clock import Clock
 from retro_ftms.errors import ConnectError, RetroFtmsError
 from retro_ftms.events import DataEvent, Event, EventBus, Listener
+from retro_ftms.listeners import Listeners
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class HeartRateMonitor:
         self._central = central
         self._connect_timeout_s = connect_timeout_s
         self._client: BleakClient | None = None
-        self._listeners: list[HeartRateListener] = []
+        self._listeners: Listeners[int | None] = Listeners("heart-rate")
         self._bpm: int | None = None
         self._bpm_at_s: float | None = None
         self._lost = asyncio.Event()
@@ -116,13 +117,7 @@ class HeartRateMonitor:
         return self._client is not None and self._client.is_connected
 
     def add_listener(self, listener: HeartRateListener) -> Callable[[], None]:
-        self._listeners.append(listener)
-
-        def remove() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(listener)
-
-        return remove
+        return self._listeners.add(listener)
 
     async def __aenter__(self) -> Self:
         await self._connect(self._connect_timeout_s)
@@ -157,11 +152,7 @@ class HeartRateMonitor:
     def _set(self, bpm: int | None) -> None:
         self._bpm = bpm
         self._bpm_at_s = self._clock.now()
-        for listener in tuple(self._listeners):
-            try:
-                listener(bpm)
-            except Exception:
-                _LOGGER.exception("heart-rate listener %r failed", listener)
+        self._listeners.emit(bpm)
 
     def _on_disconnect(self, _client: BleakClient) -> None:
         if self._closing:

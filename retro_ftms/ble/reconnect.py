@@ -15,7 +15,6 @@ The window and the backoff are wall seconds: a radio does not get faster with `-
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -31,6 +30,7 @@ from retro_ftms.codec import (
     SpeedRange,
 )
 from retro_ftms.errors import LinkLostError, RetroFtmsError
+from retro_ftms.listeners import Listeners
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class ReconnectingLink:
         self._max_backoff_s = max_backoff_s
         self._client: FtmsClient | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._listeners: list[LinkListener] = []
+        self._listeners: Listeners[LinkEvent] = Listeners("link")
         self._lost = asyncio.Event()
         self._down = False
         self._gave_up = False
@@ -128,13 +128,7 @@ class ReconnectingLink:
         return self._down and self.window_s > 0 and not self._gave_up and not self._closing
 
     def add_listener(self, listener: LinkListener) -> Callable[[], None]:
-        self._listeners.append(listener)
-
-        def remove() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(listener)
-
-        return remove
+        return self._listeners.add(listener)
 
     async def request(self, request: ControlPointRequest) -> ControlPointResponse:
         return await self._current().request(request)
@@ -217,11 +211,7 @@ class ReconnectingLink:
         self._emit(event)
 
     def _emit(self, event: LinkEvent) -> None:
-        for listener in tuple(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                _LOGGER.exception("link listener %r failed on %s", listener, type(event).__name__)
+        self._listeners.emit(event)
 
     # -- reconnecting ---------------------------------------------------------------------------------------
 
