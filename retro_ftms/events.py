@@ -11,7 +11,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Final, Literal
 
 from retro_ftms.clock import Clock
 
@@ -41,8 +41,12 @@ SafetyReason = Literal[
     "user",
     "signal",
     "mqtt_stop",
+    "pain",
     "error",
 ]
+# A deliberate stop by a person (a key, a signal, an MQTT or panel STOP, a reported pain): exit 130 and
+# "stopped by you", never "stopped by a safety trigger".
+PERSON_STOP_REASONS: Final[frozenset[str]] = frozenset({"user", "signal", "mqtt_stop", "pain"})
 Outcome = Literal["completed", "stopped", "error"]
 CoachAction = Literal["info", "start", "set_speed", "set_incline", "stop", "pause", "resume"]
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from retro_ftms.clock import Clock
+from retro_ftms.edge.signals import SUSPEND_REFUSED, Interrupted, raising_stop_signals, session_signals
 from retro_ftms.errors import ConfigError, ProgramError
-from retro_ftms.events import EventBus, StateEvent
+from retro_ftms.events import EndEvent, Event, EventBus, StateEvent
 from retro_ftms.safety.limits import EffectiveLimits
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
-EXIT_DECLINED: Final = 0  # the person said no at pre-flight: nothing moved, nothing failed
+EXIT_DECLINED: Final = 2  # the person said no at pre-flight: nothing moved (design.md: exit 2)
 # Wall seconds the session gives the broker before the belt starts, so that `online` and discovery go out
 # first; a broker that is slow or gone costs this once, at the start, and never delays a stop or a step.
 MQTT_STARTUP_WAIT_S: Final = 1.0
@@ -169,9 +169,6 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
     faults = parse_faults(options.faults)
     sim_settings = simulator_settings(options.quirks) if options.simulator else None
     hr_profile = parse_hr_strap(options.hr_strap) if options.simulator else None
-    if not ui.preflight(program.title, program.description):
-        return EXIT_DECLINED
-
     clock = Clock(options.time_scale)
     bus = EventBus(clock)
     main_task = asyncio.current_task()
@@ -184,26 +181,47 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
         elif main_task is not None:
             main_task.cancel()
 
-    with _signal_handlers(on_signal), _event_log(options.events_path, bus):
-        async with contextlib.AsyncExitStack() as stack:
-            bus.publish(StateEvent("connecting"))
-            links = await stack.enter_async_context(
-                _open_link(
-                    options, config, clock, bus, faults, sim_settings=sim_settings, hr_profile=hr_profile
+    ended: list[EndEvent] = []
+
+    def on_end(_t: float, event: Event) -> None:
+        if isinstance(event, EndEvent):
+            ended.append(event)
+
+    with session_signals(on_signal, lambda: ui.notice(SUSPEND_REFUSED)), _event_log(options.events_path, bus):
+        unsubscribe = bus.subscribe(on_end)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                bus.publish(StateEvent("connecting"))
+                links = await stack.enter_async_context(
+                    _open_link(
+                        options, config, clock, bus, faults, sim_settings=sim_settings, hr_profile=hr_profile
+                    )
                 )
-            )
-            result, tracker = await _run_guarded(
-                links=links,
-                program=program,
-                config=config,
-                clock=clock,
-                bus=bus,
-                ui=ui,
-                units=units,
-                runner_ref=runner_ref,
-                mqtt=mqtt,
-                stack=stack,
-            )
+                # Connected first (a treadmill that cannot be reached is exit 4, unasked), then asked;
+                # nothing has moved yet.
+                with raising_stop_signals():
+                    answered = ui.preflight(program.title, program.description)
+                if not answered:
+                    bus.publish(EndEvent("stopped", "user"))
+                    return EXIT_DECLINED
+                result, tracker = await _run_guarded(
+                    links=links,
+                    program=program,
+                    config=config,
+                    clock=clock,
+                    bus=bus,
+                    ui=ui,
+                    units=units,
+                    runner_ref=runner_ref,
+                    mqtt=mqtt,
+                    stack=stack,
+                )
+        except (asyncio.CancelledError, KeyboardInterrupt, Interrupted):
+            if not ended:  # interrupted before the session could end itself (while connecting, asking)
+                bus.publish(EndEvent("stopped", "signal"))
+            raise
+        finally:
+            unsubscribe()
     mqtt.tell(ui)
     ui.finished(result, tracker.snapshot)
     return result.exit_code
@@ -410,7 +428,7 @@ async def run_simulator_process(
         if main_task is not None:
             main_task.cancel()
 
-    with _signal_handlers(on_signal):
+    with session_signals(on_signal):
         try:
             await run_simulator(transport, parsed, settings, Clock(time_scale))
         except asyncio.CancelledError:
@@ -431,24 +449,6 @@ def simulator_settings(quirks: tuple[str, ...]) -> SimulatorSettings:
     except ValueError as error:
         given = ", ".join(quirks)
         raise ConfigError("--quirk", given, given, str(error)) from error
-
-
-@contextlib.contextmanager
-def _signal_handlers(handler: Callable[[], None]) -> Iterator[None]:
-    """SIGINT and SIGTERM call `handler` in the loop instead of raising: the belt is stopped first."""
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, handler)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError):
-            _LOGGER.debug("cannot install a handler for %s here", sig)
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 @contextlib.contextmanager

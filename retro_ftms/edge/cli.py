@@ -6,7 +6,8 @@ stopped first); 1 internal error (belt stopped first).
 
 Start-up time matters (`retro-ftms --help` is typed often): only typer and the standard library load at
 import; the session, BLE, simulator, MQTT and display modules are imported inside the commands. No
-signal handlers are installed here: `app.run_session` owns SIGINT/SIGTERM so it can stop the belt first.
+signal handlers are installed here: the entry point (`retro_ftms.__main__`) installs the early ones and
+`app.run_session` owns the stop signals while a session runs, so it can stop the belt first.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import enum
 import logging
 import logging.handlers
 import queue
-import signal
 import sys
 from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 import typer
 
 from retro_ftms import __version__
+from retro_ftms.edge.signals import signals_blocked
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -143,7 +144,7 @@ class _Logging:
         log_queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
         cls.queue_handler = logging.handlers.QueueHandler(log_queue)
         root.addHandler(cls.queue_handler)
-        cls._listen(_formatted(logging.StreamHandler(_StderrProxy())))
+        cls._listen(_formatted(logging.StreamHandler(_StderrProxy()), tracebacks=False))
 
     @classmethod
     def configure(cls, log: LogConfig, command: str) -> None:
@@ -186,24 +187,20 @@ class _Logging:
             cls.file_handler = None
 
 
-def _formatted(handler: logging.Handler) -> logging.Handler:
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+class _NoTracebackFormatter(logging.Formatter):
+    """One line per record on the terminal: tracebacks (a dropped link, a transport failure) would bury
+    the alarm; they go to `[log] file` and, with -vv, stay out of the way as a one-line summary."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None}))
+        if record.exc_info and record.exc_info[1] is not None:
+            line += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+        return line.replace("\n", " ")
+
+
+def _formatted(handler: logging.Handler, *, tracebacks: bool = True) -> logging.Handler:
+    handler.setFormatter(logging.Formatter(LOG_FORMAT) if tracebacks else _NoTracebackFormatter(LOG_FORMAT))
     return handler
-
-
-@contextlib.contextmanager
-def signals_blocked() -> Iterator[None]:
-    """Threads started inside inherit a mask that blocks SIGINT and SIGTERM, so the main thread gets them.
-
-    A signal goes to any thread that does not block it. Landing on a helper thread, a Ctrl-C would not
-    interrupt the main thread's blocking `input()` at a pre-flight question, and the person would have to
-    press Enter before it took effect.
-    """
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class _StderrProxy:
@@ -217,8 +214,12 @@ class _StderrProxy:
 
 
 def _fail(code: int, message: str) -> typer.Exit:
-    """Print a one-line error to stderr and return the `typer.Exit` to raise."""
-    typer.echo(f"retro-ftms: {message}", err=True)
+    """Print a one-line error to stderr and return the `typer.Exit` to raise.
+
+    A terminal that is gone (the reason the session ended, maybe) must not turn the exit code into 1.
+    """
+    with contextlib.suppress(OSError):
+        typer.echo(f"retro-ftms: {message}", err=True)
     return typer.Exit(code)
 
 

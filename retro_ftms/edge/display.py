@@ -14,7 +14,7 @@ import collections
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Literal, TextIO
@@ -25,10 +25,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from retro_ftms.edge.cli import signals_blocked
-from retro_ftms.edge.keys import KEYS_HELP, read_keys
+from retro_ftms.edge.keys import KEYS_HELP, detach_terminal, read_keys
 from retro_ftms.edge.preflight import ask_preflight
+from retro_ftms.edge.signals import signals_blocked
 from retro_ftms.events import (
+    PERSON_STOP_REASONS,
     CoachEvent,
     DataEvent,
     EndEvent,
@@ -55,6 +56,7 @@ MPH_TO_KMH: Final = 1.609344
 METRES_PER_MILE: Final = 1609.344
 # Safety reasons after which the belt may still be moving: the person must use the safety key.
 PULL_KEY_REASONS: Final = frozenset({"link_lost", "stop_unconfirmed"})
+SPEED_UNKNOWN: Final = "unknown (link lost)"
 PULL_KEY_MESSAGE: Final = "THE BELT MAY STILL BE MOVING: pull the safety key now."
 # The guard's word for a stop confirmed from fresh data after the link came back.
 STOP_CONFIRMED_ACTION: Final = "stop_confirmed"
@@ -77,6 +79,7 @@ REASON_WORDS: Final[dict[str, str]] = {
     "user": "you stopped it from the terminal",
     "signal": "interrupted (Ctrl-C or a termination signal)",
     "mqtt_stop": "a STOP command arrived over MQTT",
+    "pain": "you reported pain",
     "error": "an internal error",
 }
 EXIT_MEANINGS: Final[dict[int, str]] = {
@@ -85,7 +88,7 @@ EXIT_MEANINGS: Final[dict[int, str]] = {
     2: "bad usage, configuration or program (nothing moved)",
     3: "stopped by a safety trigger",
     4: "could not connect, or Bluetooth is unavailable",
-    130: "interrupted by you (the belt was stopped first)",
+    130: "stopped by you (the belt was stopped first)",
 }
 
 
@@ -136,6 +139,17 @@ def _step_label(index: int | None, count: int, name: str | None) -> str:
     return f"step {index + 1}/{count}" + (f" {name}" if name else "")
 
 
+def outcome_text(outcome: str, reason: str | None) -> Text:
+    """How a session ended, in words: a person's own stop is never called a safety trigger."""
+    if outcome == "completed":
+        return Text("completed", style="bold green")
+    if outcome == "stopped" and reason in PERSON_STOP_REASONS:
+        return Text("stopped by you", style="bold yellow")
+    if outcome == "stopped":
+        return Text("stopped by a safety trigger", style="bold red")
+    return Text(outcome, style="bold red")
+
+
 def coach_words(event: CoachEvent, units: Units) -> str:
     """What the coach asks for, with a speed in the person's units (the console's, usually)."""
     kmh = event.speed_kmh
@@ -175,7 +189,11 @@ def event_line(event: Event, units: Units, step_count: int) -> Text | None:
     if isinstance(event, EndEvent):
         if event.outcome == "completed":
             return Text("end: the program completed", style="bold green")
-        return Text(f"end: {event.outcome}: {reason_words(event.reason)}", style="bold red")
+        return (
+            Text("end: ")
+            .append_text(outcome_text(event.outcome, event.reason))
+            .append(f": {reason_words(event.reason)}")
+        )
     return None
 
 
@@ -191,8 +209,13 @@ def _safety_row(snapshot: SessionSnapshot) -> RenderableType:
     return Text("Safety: OK", style="green")
 
 
-def render_status(snapshot: SessionSnapshot, units: Units, *, step_left_s: float | None = None) -> Panel:
-    """The live status panel of one snapshot (pure, for the display and for tests)."""
+def render_status(
+    snapshot: SessionSnapshot, units: Units, *, step_left_s: float | None = None, speed_known: bool = True
+) -> Panel:
+    """The live status panel of one snapshot (pure, for the display and for tests).
+
+    `speed_known=False` (the link is down): the last reported speed is history, so it shows as unknown.
+    """
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", min_width=10)
     grid.add_column(min_width=14)
@@ -209,7 +232,7 @@ def render_status(snapshot: SessionSnapshot, units: Units, *, step_left_s: float
     )
     grid.add_row(
         "Speed",
-        format_speed(snapshot.speed_kmh, units),
+        format_speed(snapshot.speed_kmh, units) if speed_known else Text(SPEED_UNKNOWN, style="bold red"),
         f"target {format_speed(snapshot.target_speed_kmh, units)}",
     )
     grid.add_row(
@@ -230,8 +253,7 @@ def render_summary(
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    outcome_style = "bold green" if result.outcome == "completed" else "bold red"
-    grid.add_row("Outcome", Text(result.outcome, style=outcome_style))
+    grid.add_row("Outcome", outcome_text(result.outcome, result.reason))
     if result.reason is not None:
         grid.add_row("Reason", f"{reason_words(result.reason)} ({result.reason})")
     total_s = snapshot.elapsed_s + snapshot.remaining_s
@@ -306,6 +328,7 @@ class SessionDisplay:
         self._unsubscribe: Callable[[], None] | None = None
         self._step_end_s: float | None = None  # program time at which the current step ends
         self.top_speed_kmh: float | None = None
+        self._speed_known = True  # False from a link loss until the next Treadmill Data record
 
     async def __aenter__(self) -> SessionDisplay:
         loop = asyncio.get_running_loop()
@@ -341,7 +364,10 @@ class SessionDisplay:
     # --- event loop side: record and wake, nothing else -------------------------------------------------
 
     def _on_event(self, t: float, event: Event) -> None:
+        if isinstance(event, SafetyEvent) and event.reason == "link_lost":
+            self._speed_known = event.action == STOP_CONFIRMED_ACTION
         if isinstance(event, DataEvent):
+            self._speed_known = True
             if event.speed_kmh is not None and (
                 self.top_speed_kmh is None or event.speed_kmh > self.top_speed_kmh
             ):
@@ -361,6 +387,9 @@ class SessionDisplay:
                 self._run_live()
             else:
                 self._run_plain()
+        except OSError as error:  # the terminal hung up: write into the void from now on
+            _LOGGER.debug("the terminal is gone; the session goes on without the display: %s", error)
+            detach_terminal()
         except Exception:
             _LOGGER.exception("the terminal display failed; the session goes on without it")
         finally:
@@ -419,7 +448,7 @@ class SessionDisplay:
         snapshot = self._tracker.snapshot_at(self._bus.clock.now())
         step_end = self._step_end_s
         step_left = None if step_end is None else max(0.0, step_end - snapshot.elapsed_s)
-        return render_status(snapshot, self._units, step_left_s=step_left)
+        return render_status(snapshot, self._units, step_left_s=step_left, speed_known=self._speed_known)
 
 
 # --- the SessionUI -----------------------------------------------------------------------------------
@@ -473,11 +502,12 @@ class TerminalUI:
         if display is not None:
             display.notice(message, loud=True)
             return
-        if self.console.is_terminal:
-            self.console.bell()
-            self.console.print(render_alarm(message))
-        else:
-            self.console.print(Text(f"ALARM: {message}", style="bold red"), soft_wrap=True)
+        with _surviving_terminal():
+            if self.console.is_terminal:
+                self.console.bell()
+                self.console.print(render_alarm(message))
+            else:
+                self.console.print(Text(f"ALARM: {message}", style="bold red"), soft_wrap=True)
 
     def notice(self, message: str) -> None:
         """One quiet yellow line (e.g. why MQTT is not working); through the live display while it runs."""
@@ -485,7 +515,20 @@ class TerminalUI:
         if display is not None:
             display.notice(message)
             return
-        self.console.print(Text(message, style="yellow"), soft_wrap=True)
+        with _surviving_terminal():
+            self.console.print(Text(message, style="yellow"), soft_wrap=True)
 
     def finished(self, result: SessionResult, snapshot: SessionSnapshot) -> None:
-        self.console.print(render_summary(result, snapshot, self._units, self._top_speed_kmh))
+        with _surviving_terminal():
+            self.console.print(render_summary(result, snapshot, self._units, self._top_speed_kmh))
+
+
+@contextlib.contextmanager
+def _surviving_terminal() -> Iterator[None]:
+    """A write to a terminal that hung up (EIO) or a closed pipe is dropped, and the terminal detached:
+    it must never turn a stopped session into an internal error."""
+    try:
+        yield
+    except OSError as error:
+        _LOGGER.debug("the terminal is gone: %s", error)
+        detach_terminal()

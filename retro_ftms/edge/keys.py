@@ -22,12 +22,16 @@ from retro_ftms.session.control import SessionControl
 
 _LOGGER = logging.getLogger(__name__)
 
-STOP_KEYS: Final = frozenset(" s")
-PAUSE_KEY: Final = "p"
-RESUME_KEY: Final = "r"
 ESCAPE: Final = "\x1b"
+# Every key a person might reach for in a hurry stops the belt: s (also with Shift or Caps Lock), space,
+# Enter (sent as CR or LF), Esc, q, x. A needless stop is safe; a key that does nothing is not.
+STOP_KEYS: Final = frozenset(" sSqQxX\r\n" + ESCAPE)
+PAUSE_KEYS: Final = frozenset("pP")
+RESUME_KEYS: Final = frozenset("rR")
 READ_SIZE_BYTES: Final = 64  # more than a burst of key presses; the rest waits for the next callback
-KEYS_HELP: Final = "space/s stop the belt · p pause · r resume · Ctrl-C stop and quit"
+KEYS_HELP: Final = "s, space, Enter, Esc, q or x stop the belt · p pause · r resume · Ctrl-C stop and quit"
+UNKNOWN_KEY_HINT: Final = "that key does nothing: s, space, Enter or Esc stop the belt; p pauses, r resumes"
+TERMINAL_LOST: Final = "the terminal is gone: stopping the belt"
 
 Notify = Callable[[str], None]
 
@@ -44,6 +48,21 @@ def is_terminal(fd: int | None) -> bool:
     return fd is not None and os.isatty(fd)
 
 
+def detach_terminal() -> None:
+    """Point stdin, stdout and stderr that are a (dead) terminal at /dev/null.
+
+    After a hang-up every write to the terminal fails with EIO; writing into the void instead lets the
+    stop, the event log's `end` and the exit code 130 happen as on any other stop.
+    """
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        for fd in (0, 1, 2):
+            if is_terminal(fd):
+                os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
 class KeyHandler:
     """Maps typed characters to session requests; `notify` tells the person what happened."""
 
@@ -54,24 +73,33 @@ class KeyHandler:
     def feed(self, text: str) -> None:
         """Handle a chunk of typed characters.
 
-        Stop keys act anywhere, even inside what looks like an escape sequence (a needless stop is safe);
-        pause and resume are ignored there, because function keys send letters after ESC.
+        Stop keys act anywhere, even inside an escape sequence (Esc itself stops, so an arrow key does too);
+        pause and resume are ignored there, because function keys send letters after ESC. Any other key
+        gets one hint per chunk, so a person who does not know the keys learns them at once.
         """
         in_escape = False
+        hinted = False
         for char in text:
-            if char == ESCAPE:
-                in_escape = True
-            elif char in STOP_KEYS:
+            if char in STOP_KEYS:
+                in_escape = in_escape or char == ESCAPE
                 self._control.request_stop("user")
                 self._notify("stop requested: stopping the belt")
             elif in_escape:
                 continue
-            elif char == PAUSE_KEY:
+            elif char in PAUSE_KEYS:
                 self._control.request_pause("terminal")
                 self._notify("pause requested (r resumes)")
-            elif char == RESUME_KEY:
+            elif char in RESUME_KEYS:
                 refusal = self._control.request_resume("terminal")
                 self._notify("resume requested" if refusal is None else f"resume refused: {refusal}")
+            elif not hinted:
+                hinted = True
+                self._notify(UNKNOWN_KEY_HINT)
+
+    def terminal_lost(self) -> None:
+        """The terminal went away (closed, hung up): nobody can press a key now, so stop as a signal would."""
+        self._control.request_stop("signal")
+        self._notify(TERMINAL_LOST)
 
 
 def _cbreak(attributes: list[Any]) -> list[Any]:
@@ -91,8 +119,10 @@ def read_keys(control: SessionControl, notify: Notify, fd: int | None = None) ->
     """While open, keys typed on the terminal `fd` (default: stdin) become session requests.
 
     Yields True when keys are being read, False (and does nothing) when `fd` is not a terminal.
-    Must be entered inside the running event loop.
+    When the terminal goes away (end of input, EIO) the belt is stopped as for a signal, and stdin's
+    terminal is detached. Must be entered inside the running event loop.
     """
+    own_stdin = fd is None
     if fd is None:
         fd = stdin_fd()
     if fd is None or not is_terminal(fd):
@@ -109,12 +139,15 @@ def read_keys(control: SessionControl, notify: Notify, fd: int | None = None) ->
             data = os.read(fd, READ_SIZE_BYTES)
         except BlockingIOError:
             return
-        except OSError as error:
+        except OSError as error:  # EIO: the terminal hung up
             data = b""
             _LOGGER.warning("cannot read keys from the terminal any more: %s", error)
-        if not data:  # end of input or a dead terminal: stop watching rather than spin
+        if not data:  # end of input (cbreak: Ctrl-D is a plain byte) or a dead terminal: supervision ends
             loop.remove_reader(fd)
             watching = False
+            if own_stdin:
+                detach_terminal()  # first: the notice below must not meet a dead terminal
+            handler.terminal_lost()
             return
         handler.feed(data.decode("utf-8", errors="ignore"))
 

@@ -18,10 +18,10 @@ from typing import Final, TextIO, cast
 
 from rich.console import Console
 from rich.panel import Panel
-from rich.prompt import Confirm
+from rich.prompt import Confirm, InvalidResponse
 from rich.text import Text
 
-from retro_ftms.edge.keys import KEYS_HELP, is_terminal, stdin_fd
+from retro_ftms.edge.keys import KEYS_HELP, detach_terminal, is_terminal, stdin_fd
 from retro_ftms.errors import ConfigError
 
 QUESTIONS: Final = (
@@ -31,6 +31,8 @@ QUESTIONS: Final = (
     f"Do you know how to stop? Keys here: {KEYS_HELP}; on the treadmill: its stop button, or pull the "
     "safety key.",
 )
+YES_ANSWERS: Final = frozenset({"y", "yes"})
+NO_ANSWERS: Final = frozenset({"n", "no"})
 POLL_INTERVAL_S: Final = 0.2  # wall seconds: how late a Ctrl-C at a question may be noticed, at worst
 LINE_MAX_BYTES: Final = 4096  # one answer line; a terminal's canonical mode hands over one line per read
 DECLINED_MESSAGE: Final = "Nothing moved: the belt was not started. Run again when you are ready."
@@ -75,9 +77,26 @@ class TerminalLines:
         self._fd = fd
 
     def readline(self) -> str:
+        """One line; "" at end of input (Ctrl-D), and also when the terminal hung up (EIO): declined."""
         while not select.select([self._fd], [], [], POLL_INTERVAL_S)[0]:
             pass
-        return os.read(self._fd, LINE_MAX_BYTES).decode("utf-8", errors="replace")
+        try:
+            return os.read(self._fd, LINE_MAX_BYTES).decode("utf-8", errors="replace")
+        except OSError:
+            detach_terminal()
+            return ""
+
+
+class YesConfirm(Confirm):
+    """A yes/no question that takes y, yes, n and no, in any case (`Confirm` alone takes only y and n)."""
+
+    def process_response(self, value: str) -> bool:
+        answer = value.strip().lower()
+        if answer in YES_ANSWERS:
+            return True
+        if answer in NO_ANSWERS:
+            return False
+        raise InvalidResponse(self.validate_error_message)
 
 
 def ask_preflight(
@@ -114,7 +133,7 @@ def ask_preflight(
     with _interruptible():
         for question in QUESTIONS:
             try:
-                answer = Confirm.ask(question, console=console, default=False, stream=stream)
+                answer = YesConfirm.ask(question, console=console, default=False, stream=stream)
             except EOFError:
                 answer = False
             except KeyboardInterrupt:
@@ -123,5 +142,5 @@ def ask_preflight(
             if not answer:
                 console.print(Text(DECLINED_MESSAGE, style="bold yellow"))
                 return False
-    console.print(Text("All set. Connecting to the treadmill; the belt starts slowly.", style="bold green"))
+    console.print(Text("All set. The belt starts slowly.", style="bold green"))
     return True

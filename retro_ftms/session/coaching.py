@@ -32,6 +32,7 @@ from retro_ftms.ble.link import (
 from retro_ftms.clock import Clock
 from retro_ftms.codec import MachineStatus, MachineStatusCode
 from retro_ftms.events import (
+    PERSON_STOP_REASONS,
     CoachAction,
     CoachEvent,
     EndEvent,
@@ -75,7 +76,7 @@ INTRO: Final = (
     "console as you are told, one change at a time. retro-ftms watches the belt and raises the alarm if "
     "anything breaks the safety rules, but it cannot stop the belt itself: keep the safety key clipped on."
 )
-_PERSON_REASONS: Final = frozenset({"user", "signal", "mqtt_stop"})
+_PERSON_REASONS: Final = PERSON_STOP_REASONS  # exit 130: the person stopped it
 _STOPPING_CODES: Final = frozenset(
     {
         MachineStatusCode.STOPPED_OR_PAUSED_BY_USER,

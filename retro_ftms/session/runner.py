@@ -17,6 +17,7 @@ from typing import Final, Literal
 from retro_ftms.clock import Clock
 from retro_ftms.errors import ControlPointError, LinkLostError
 from retro_ftms.events import (
+    PERSON_STOP_REASONS,
     EndEvent,
     Event,
     EventBus,
@@ -47,7 +48,7 @@ EXIT_SAFETY_STOP: Final = 3
 EXIT_INTERRUPTED: Final = 130
 EXIT_INTERNAL_ERROR: Final = 1
 
-_PERSON_REASONS: Final[frozenset[str]] = frozenset({"user", "signal"})
+_PERSON_REASONS: Final = PERSON_STOP_REASONS  # exit 130: the person stopped it
 
 _Request = tuple[Literal["stop"], SafetyReason] | tuple[Literal["pause", "resume"], str]
 

@@ -12,6 +12,7 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict
 
 from retro_ftms.events import (
+    PERSON_STOP_REASONS,
     DataEvent,
     EndEvent,
     Event,
@@ -24,7 +25,7 @@ from retro_ftms.events import (
 # SafetyEvent actions that do not stop and latch the belt: a person's pause, a hold at a console decrease.
 NON_LATCHING_ACTIONS: Final = frozenset({"pause", "hold"})
 # Stops the person asked for themselves: the belt stops and latches, but nothing is unsafe.
-PERSON_REASONS: Final = frozenset({"user", "signal", "mqtt_stop"})
+PERSON_REASONS: Final = PERSON_STOP_REASONS
 TERMINAL_STATES: Final = frozenset({"stopped", "completed", "faulted"})
 _OUTCOME_STATE: Final[dict[str, SessionState]] = {
     "completed": "completed",

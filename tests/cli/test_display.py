@@ -100,7 +100,7 @@ def test_status_shows_the_session() -> None:
         "0.01 mi",
         "92 bpm",
         "Safety: OK",
-        "space/s stop the belt",
+        "s, space, Enter, Esc, q or x stop the belt",
         "p pause",
         "r resume",
         "Ctrl-C",
@@ -187,6 +187,21 @@ def test_summary_safety_stop() -> None:
     assert "Top speed" in text
 
 
+@pytest.mark.parametrize("reason", ["user", "signal", "mqtt_stop", "pain"])
+def test_summary_of_a_persons_stop_says_stopped_by_you(reason: str) -> None:
+    result = SessionResult("stopped", reason, 130, 12.0)
+    text = text_of(render_summary(result, snapshot(state="stopped"), "kmh", 1.2))
+    assert "stopped by you" in text
+    assert "130: stopped by you" in text
+    assert "safety trigger" not in text
+
+
+def test_status_after_a_link_loss_shows_the_speed_as_unknown() -> None:
+    text = text_of(render_status(snapshot(), "kmh", speed_known=False))
+    assert "unknown (link lost)" in text
+    assert "1.05 km/h" not in text
+
+
 @pytest.mark.parametrize("reason", ["stop_unconfirmed", "link_lost"])
 def test_summary_tells_to_pull_the_safety_key(reason: str) -> None:
     result = SessionResult("stopped", reason, 3, 12.0)
@@ -232,7 +247,7 @@ async def test_plain_lines_when_not_a_terminal() -> None:
     assert "step 1/5 Find your footing: 0.8 km/h" in lines[0]
     assert "refused: set_speed 9.0" in lines[1]
     assert "safety: the safety key was pulled" in lines[2]
-    assert "end: stopped: the safety key was pulled" in lines[3]
+    assert "end: stopped by a safety trigger: the safety key was pulled" in lines[3]
     assert lines[4] == "stop requested: stopping the belt"
     assert "\x1b" not in out.getvalue()
     assert display.top_speed_kmh == 1.2
@@ -295,7 +310,7 @@ async def test_terminal_ui_session(pty: tuple[int, int]) -> None:
     assert "MQTT: broker unreachable" in text
     assert "Top speed" in text
     assert "1.4 km/h" in text
-    assert "130: interrupted by you" in text
+    assert "130: stopped by you" in text
 
 
 def test_terminal_ui_is_a_session_ui() -> None:

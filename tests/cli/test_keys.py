@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from retro_ftms.edge.keys import KeyHandler, read_keys
+from retro_ftms.edge.keys import TERMINAL_LOST, UNKNOWN_KEY_HINT, KeyHandler, read_keys
 from tests.cli.fakes import FakeControl
 
 
@@ -75,8 +75,17 @@ async def test_function_keys_do_not_pause_or_resume(pty: tuple[int, int]) -> Non
     master, slave = pty
     control = FakeControl()
     with read_keys(control, lambda _text: None, fd=slave):
-        os.write(master, b"\x1bOP\x1bOR")  # F1 and F3 end in P and R
-        os.write(master, b"s")
+        os.write(master, b"\x1bOP\x1bOR")  # F1 and F3 end in P and R; their Esc stops the belt
+        await control.wait_for(2)
+    assert control.calls == [("stop", "user"), ("stop", "user")]
+
+
+@pytest.mark.parametrize("key", [b"s", b"S", b" ", b"\r", b"\n", b"\x1b", b"q", b"Q", b"x"])
+async def test_every_stop_key_stops_the_belt(pty: tuple[int, int], key: bytes) -> None:
+    master, slave = pty
+    control = FakeControl()
+    with read_keys(control, lambda _text: None, fd=slave):
+        os.write(master, key)
         await control.wait_for(1)
     assert control.calls == [("stop", "user")]
 
@@ -101,20 +110,31 @@ def test_handler_maps_characters() -> None:
     control = FakeControl(resume_refusal=None)
     notices: list[str] = []
     handler = KeyHandler(control, notices.append)
-    handler.feed("xpr s\x1b[Sq")
+    handler.feed("PR")
+    handler.feed("kz")  # unknown keys: one hint for the chunk
+    handler.feed("pr")
     assert control.calls == [
         ("pause", "terminal"),
         ("resume", "terminal"),
-        ("stop", "user"),
-        ("stop", "user"),
+        ("pause", "terminal"),
+        ("resume", "terminal"),
     ]
-    assert notices[1] == "resume requested"
+    assert notices == [
+        "pause requested (r resumes)",
+        "resume requested",
+        UNKNOWN_KEY_HINT,
+        "pause requested (r resumes)",
+        "resume requested",
+    ]
 
 
-async def test_end_of_input_stops_watching(pty: tuple[int, int]) -> None:
+async def test_a_terminal_that_goes_away_stops_the_belt(pty: tuple[int, int]) -> None:
     master, slave = pty
     control = FakeControl()
-    with read_keys(control, lambda _text: None, fd=slave):
+    notices: list[str] = []
+    with read_keys(control, notices.append, fd=slave):
         os.close(master)  # the terminal went away: reads now fail with EIO or return nothing
-        await asyncio.sleep(0)  # let the loop poll once; nothing to wait for, nothing may spin or raise
-    assert control.calls == []
+        await control.wait_for(1)
+        await asyncio.sleep(0)  # the reader is gone: nothing may spin or raise
+    assert control.calls == [("stop", "signal")]
+    assert notices == [TERMINAL_LOST]

@@ -202,19 +202,27 @@ async def test_person_answers_yes_and_stops_with_a_key(tmp_path: Path) -> None:
         term.type(b"s")
         await term.wait_for("Session summary", after=offset)
         assert await term.exit_code() == 130, term.screen[-3000:]
-    assert "space/s stop the belt" in term.screen
-    assert "130: interrupted by you" in term.screen
+    assert "s, space, Enter, Esc, q or x stop the belt" in term.screen
+    assert "130: stopped by you" in term.screen
     assert any(r["type"] == "safety" and r["reason"] == "user" for r in read_events(events))
     assert end_of(events) == {"outcome": "stopped", "reason": "user"}
 
 
 async def test_person_says_no_and_nothing_moves(tmp_path: Path) -> None:
+    """Declining is exit 2 ("nothing moved"); the questions come after the link check, and "YES" counts."""
     events = tmp_path / "events.jsonl"
     async with terminal(*run_args(events)) as term:
-        await answer_preflight(term, [b"y", b"n"])
+        await answer_preflight(term, [b"YES", b"No"])
         await term.wait_for("Nothing moved")
-        assert await term.exit_code() == 0, term.screen[-3000:]
-    assert not events.exists()
+        assert await term.exit_code() == 2, term.screen[-3000:]
+    assert "Please enter" not in term.screen  # "YES" was taken as an answer
+    records = read_events(events)
+    motion = [
+        r for r in records if r["type"] == "command" and r["op"] in ("start", "set_speed", "set_incline")
+    ]
+    assert motion == []
+    assert records[0] == {**records[0], "type": "state", "state": "connecting"}
+    assert end_of(events) == {"outcome": "stopped", "reason": "user"}
 
 
 async def test_ctrl_c_stops_the_belt_first(tmp_path: Path) -> None:
@@ -235,7 +243,9 @@ async def test_ctrl_c_at_a_question_exits_130_quietly(tmp_path: Path) -> None:
         term.process.send_signal(signal.SIGINT)
         assert await term.exit_code() == 130, term.screen[-3000:]
     assert "Traceback" not in term.screen
-    assert not events.exists()
+    records = read_events(events)
+    assert not [r for r in records if r["type"] == "command" and r["op"] in ("start", "set_speed")]
+    assert end_of(events) == {"outcome": "stopped", "reason": "signal"}
 
 
 @pytest.mark.parametrize("fault", ["safety-key@5"])

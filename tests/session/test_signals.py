@@ -7,15 +7,21 @@ belt to move by watching the event log it writes, then signals it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
 
-from tests.session.conftest import read_events
+from retro_ftms.edge.app import Units
+from retro_ftms.events import DataEvent, Event, EventBus, SafetyReason
+from retro_ftms.session.control import SessionControl
+from retro_ftms.session.snapshot import SnapshotTracker
+from tests.session.conftest import QuietUI, RunSession, read_events
 
 SCRIPT: Final = Path(sys.executable).parent / "retro-ftms"
 # Slow enough that the first step (60 s) is still running when the signal arrives, fast enough to stop
@@ -46,7 +52,11 @@ def read_complete(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines() if line]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    "signum",
+    [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT],
+    ids=["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"],
+)
 async def test_signal_stops_the_belt_then_exits_130(tmp_path: Path, signum: signal.Signals) -> None:
     events_path = tmp_path / "events.jsonl"
     process = await asyncio.create_subprocess_exec(
@@ -86,3 +96,49 @@ async def test_signal_stops_the_belt_then_exits_130(tmp_path: Path, signum: sign
     assert any(e["type"] == "sim" and e["event"] == "belt_stopped" for e in later[stop_at:end_at]), tail
     motion = [e for e in later[stop_at:] if e["type"] == "command" and e["op"] not in ("stop", "reset")]
     assert motion == [], tail
+
+
+class StoppingUI(QuietUI):
+    """A person (or an MQTT STOP, the panel) asks for a stop with `reason` once the first step runs."""
+
+    def __init__(self, reason: SafetyReason) -> None:
+        super().__init__()
+        self.reason: SafetyReason = reason
+
+    def session_started(
+        self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        del tracker, units
+
+        def on_event(_t: float, event: Event) -> None:
+            if isinstance(event, DataEvent) and event.speed_kmh:  # the belt moves
+                control.request_stop(self.reason)
+
+        @contextlib.asynccontextmanager
+        async def stopping() -> AsyncIterator[None]:
+            unsubscribe = bus.subscribe(on_event)
+            try:
+                yield
+            finally:
+                unsubscribe()
+
+        return stopping()
+
+
+@pytest.mark.parametrize("reason", ["user", "signal", "mqtt_stop", "pain"])
+async def test_a_persons_stop_exits_130(run: RunSession, reason: SafetyReason) -> None:
+    """Every deliberate stop by a person is 130 ("stopped by you"), never 3 (a safety trigger)."""
+    ui = StoppingUI(reason)
+    session = await run("first-steps", ui=ui)
+    assert session.exit_code == EXIT_INTERRUPTED, session.describe()
+    assert session.end["reason"] == reason
+    assert ui.results[0].exit_code == EXIT_INTERRUPTED
+
+
+async def test_declining_the_questions_is_exit_2_after_connecting(run: RunSession) -> None:
+    ui = QuietUI(answer=False)
+    session = await run("first-steps", ui=ui)
+    assert session.exit_code == 2
+    assert session.of_type("state")[0]["state"] == "connecting"
+    assert [c for c in session.commands if c["op"] in ("start", "set_speed", "set_incline")] == []
+    assert session.end == {**session.end, "outcome": "stopped", "reason": "user"}
