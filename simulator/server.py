@@ -57,16 +57,17 @@ _SUPPORTED_OPS: Final = frozenset(
 _STOP: Final = 0x01
 _PAUSE: Final = 0x02
 # Treadmill Data fields that are not measurements (an all-zero record keeps them as they are).
-_RECORD_META: Final = frozenset({"more_data", "unknown_flags", "trailing_bytes"})
+_RECORD_META: Final = frozenset({"more_data", "unknown_flags", "trailing_bytes", "cut_fields"})
 
-# Malformed Treadmill Data records of a `garbage` fault: each is cut short inside a field its flags
-# announce, so no decoder can read it (trailing bytes or unknown flags alone would be tolerated).
+# Malformed Treadmill Data records of a `garbage` fault: each lacks its flags or is cut inside the
+# Instantaneous Speed, so no decoder can read it (a record cut after the speed, trailing bytes or
+# unknown flags are tolerated).
 GARBAGE_RECORDS: Final[tuple[bytes, ...]] = (
     b"\x00",  # half of the flags
     b"\x00\x00\xe8",  # speed cut after one byte
-    b"\x04\x04\xe8\x03\x10",  # distance and elapsed announced, one byte of distance
-    b"\x08\x00\x64\x00\x05",  # inclination and ramp announced, one byte
-    b"\x00\x01\x64\x00",  # heart rate announced, missing
+    b"\x04\x04\xe8",  # distance and elapsed announced, speed cut after one byte
+    b"\x08\x00",  # inclination and ramp announced, no speed at all
+    b"\x00\x01\x64",  # heart rate announced, speed cut after one byte
 )
 
 ClientId = Hashable

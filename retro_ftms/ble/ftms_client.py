@@ -111,7 +111,7 @@ HINT_MIN_INCLINE_PCT: Final = 0.5
 MAX_SPIN_UP_S: Final = 10.0
 MIN_INCLINE_REPORT_SCALE: Final = 0.1
 # Treadmill Data fields that are no measurement: they do not make a record "all zero" or not.
-_RECORD_META: Final = frozenset({"more_data", "unknown_flags", "trailing_bytes"})
+_RECORD_META: Final = frozenset({"more_data", "unknown_flags", "trailing_bytes", "cut_fields"})
 _SPIN_UP_OPS: Final = frozenset({OpCode.SET_TARGET_SPEED})
 
 SpeedUnits = Literal["kmh", "mph"]
@@ -318,6 +318,7 @@ class FtmsClient:
         self._hinted: set[str] = set()
         self._told_trailing = False
         self._ignored_records = 0
+        self._tolerated: collections.Counter[str] = collections.Counter()
 
     # FtmsLink properties
 
@@ -512,6 +513,17 @@ class FtmsClient:
         if self._bus is not None:
             self._bus.publish(event)
 
+    def _tolerate(self, shape: str, message: str, *args: object) -> None:
+        """Count a readable departure from the spec; log each shape once per connection, not per record."""
+        self._tolerated[shape] += 1
+        if self._tolerated[shape] == 1:
+            _LOGGER.info(message, *args)
+
+    @property
+    def tolerated(self) -> dict[str, int]:
+        """Readable departures from the spec seen so far (shape -> count); none counts as bad data."""
+        return dict(self._tolerated)
+
     def _malformed(self, characteristic: str, payload: bytes, error: CodecError) -> None:
         _LOGGER.warning("malformed %s notification: %s", characteristic, error)
         self._emit(MalformedData(characteristic, payload, error))
@@ -529,6 +541,12 @@ class FtmsClient:
             self._told_trailing = True
             _LOGGER.info(
                 "treadmill records carry %d bytes after their fields: ignored", record.trailing_bytes
+            )
+        if record.cut_fields:
+            self._tolerate(
+                "cut_record",
+                "treadmill records end before %s: the fields before are used",
+                ", ".join(record.cut_fields),
             )
         record = self._physical_record(record)
         if self._zero_noise(record):
@@ -555,6 +573,12 @@ class FtmsClient:
         except CodecError as error:
             self._malformed("machine_status", payload, error)
             return
+        if status.extra_bytes:
+            self._tolerate(
+                "status_extra_bytes",
+                "machine status carries %d byte(s) after its parameter: ignored",
+                status.extra_bytes,
+            )
         if status.code == MachineStatusCode.STARTED_OR_RESUMED_BY_USER:
             self._belt_started()
         elif status.code == MachineStatusCode.RESET:

@@ -45,11 +45,14 @@ class MachineStatus:
     """One status notification: op code and raw parameter bytes.
 
     Known codes must carry exactly their parameter; RFU codes keep any parameter, so that a newer
-    machine's status is reported rather than rejected.
+    machine's status is reported rather than rejected. Decoding tolerates bytes after a known code's
+    parameter (CITYSPORTS and UREVO pads send `04 00 00`, `02 01 00`): they are counted in
+    `extra_bytes` (a decode-side diagnostic, not encoded); a parameter cut short stays unreadable.
     """
 
     code: int
     parameter: bytes = b""
+    extra_bytes: int = 0
 
     def __post_init__(self) -> None:
         code = byte_op(_LAYOUT, "op code", self.code)
@@ -69,8 +72,10 @@ class MachineStatus:
         payload = bytes(payload)
         if not payload:
             raise CodecError(_LAYOUT, payload, "empty status")
+        layout = STATUS_PARAMETERS.get(payload[0])
+        size = len(payload) - 1 if layout is None else layout.size
         try:
-            return cls(payload[0], payload[1:])
+            return cls(payload[0], payload[1 : 1 + size], max(0, len(payload) - 1 - size))
         except CodecError as error:
             raise CodecError(_LAYOUT, payload, error.problem) from None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from retro_ftms.codec._reader import Kind, Reader, from_raw, limits, pack, to_raw
+from retro_ftms.codec._reader import SIZE, Kind, Reader, from_raw, limits, pack, to_raw
 from retro_ftms.errors import CodecError
 
 _LAYOUT: Final = "treadmill data"
@@ -77,8 +77,14 @@ class TreadmillData:
     """One Treadmill Data record (or one fragment of a split record); `None` means absent or not available.
 
     `more_data` is the wire bit: True for a fragment without speed that more fragments complete. When
-    encoding, the bit is set exactly when `speed_kmh` is None. `unknown_flags` (RFU bits seen) and
-    `trailing_bytes` (bytes after the known fields) are decode-side diagnostics and are not encoded.
+    encoding, the bit is set exactly when `speed_kmh` is None. `unknown_flags` (RFU bits seen),
+    `trailing_bytes` (bytes after the known fields) and `cut_fields` are decode-side diagnostics and are
+    not encoded.
+
+    Tolerance (field-captures.md): a record whose flags promise more fields than it holds (a treadmill
+    that sends 20-byte notifications without More Data) keeps the fields that are complete, in flag
+    order (a flag group is kept whole or not at all), and names the lost ones in `cut_fields`; only a
+    record without flags, or cut inside the Instantaneous Speed that comes first, raises `CodecError`.
     """
 
     speed_kmh: float | None = None
@@ -102,23 +108,38 @@ class TreadmillData:
     more_data: bool = False
     unknown_flags: int = 0
     trailing_bytes: int = 0
+    cut_fields: tuple[str, ...] = ()
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> TreadmillData:
         reader = Reader(_LAYOUT, payload)
         flags = reader.read("u16", "flags")
         values: dict[str, Any] = {}
+        cut: list[str] = []
         for bit, group in _GROUPS:
             present = not flags & _MORE_DATA if bit == 0 else bool(flags >> bit & 1)
-            if present:
-                for spec in group:
-                    values[spec.name] = spec.decode(reader)
+            if not present:
+                continue
+            # A flag group is kept whole or lost whole: its fields only make sense (and encode) together.
+            if cut or reader.remaining < sum(SIZE[spec.kind] for spec in group):
+                if bit == 0:
+                    raise reader.fail(f"cut inside speed_kmh: {reader.remaining} byte(s) left")
+                cut.extend(spec.name for spec in group)
+                continue
+            for spec in group:
+                values[spec.name] = spec.decode(reader)
         return cls(
             **values,
             more_data=bool(flags & _MORE_DATA),
             unknown_flags=flags & ~_KNOWN_FLAGS & 0xFFFF,
             trailing_bytes=len(reader.rest()),
+            cut_fields=tuple(cut),
         )
+
+    @property
+    def cut(self) -> bool:
+        """True when the notification ended before every field its flags announced (see the class)."""
+        return bool(self.cut_fields)
 
     def __bytes__(self) -> bytes:
         if self.more_data and self.speed_kmh is not None:
@@ -186,23 +207,25 @@ class TreadmillDataAssembler:
     partial record (its fields cannot be trusted to belong together) and raises `CodecError`.
     """
 
-    __slots__ = ("_trailing", "_unknown", "_values")
+    __slots__ = ("_cut", "_trailing", "_unknown", "_values")
 
     def __init__(self) -> None:
         self._values: dict[str, Any] = {}
         self._unknown = 0
         self._trailing = 0
+        self._cut: list[str] = []
 
     @property
     def pending(self) -> bool:
         """True while fragments of an incomplete record are held."""
-        return bool(self._values) or bool(self._unknown) or bool(self._trailing)
+        return bool(self._values) or bool(self._unknown) or bool(self._trailing) or bool(self._cut)
 
     def reset(self) -> None:
         """Drop a partial record, e.g. after link loss ([S] §4.18)."""
         self._values = {}
         self._unknown = 0
         self._trailing = 0
+        self._cut = []
 
     def feed(self, payload: bytes) -> TreadmillData | None:
         """Add one notification; returns the complete record on the fragment without More Data."""
@@ -217,8 +240,12 @@ class TreadmillDataAssembler:
                 self._values[name] = value
         self._unknown |= fragment.unknown_flags
         self._trailing += fragment.trailing_bytes
+        self._cut.extend(name for name in fragment.cut_fields if name not in self._cut)
         if fragment.more_data:
             return None
-        record = TreadmillData(**self._values, unknown_flags=self._unknown, trailing_bytes=self._trailing)
+        lost = tuple(name for name in _FIELD_NAMES if name in self._cut and name not in self._values)
+        record = TreadmillData(
+            **self._values, unknown_flags=self._unknown, trailing_bytes=self._trailing, cut_fields=lost
+        )
         self.reset()
         return record

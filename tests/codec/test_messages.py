@@ -239,10 +239,19 @@ def test_machine_status_values() -> None:
     assert MachineStatus.from_bytes(h("03")).name == "stopped_by_safety_key"
 
 
-@pytest.mark.parametrize("payload", ["", "05 e8", "05 e8 03 00", "02", "03 00", "ff 00", "07 2d 00"])
-def test_known_statuses_need_their_parameter_length(payload: str) -> None:
+@pytest.mark.parametrize("payload", ["", "05 e8", "02", "0d d2 04"])
+def test_known_statuses_need_their_whole_parameter(payload: str) -> None:
     with pytest.raises(CodecError):
         MachineStatus.from_bytes(h(payload))
+
+
+@pytest.mark.parametrize(
+    ("payload", "extra"), [("05 e8 03 00", 1), ("03 00", 1), ("ff 00", 1), ("07 2d 00", 1), ("04 00 00", 2)]
+)
+def test_bytes_after_a_status_parameter_are_tolerated_and_counted(payload: str, extra: int) -> None:
+    status = MachineStatus.from_bytes(h(payload))
+    assert status.extra_bytes == extra
+    assert bytes(status) == h(payload)[: len(h(payload)) - extra]
 
 
 @given(

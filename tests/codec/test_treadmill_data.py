@@ -116,10 +116,22 @@ def test_assembler_carries_diagnostics_of_every_fragment() -> None:
     assert record == TreadmillData(speed_kmh=10.0, unknown_flags=0x2000, trailing_bytes=2)
 
 
-@pytest.mark.parametrize("payload", ["", "00", "00 00", "00 00 e8", "04 00 e8 03 d2 04", "09 00 00 00 00"])
-def test_truncated_records_raise(payload: str) -> None:
+@pytest.mark.parametrize("payload", ["", "00", "00 00", "00 00 e8"])
+def test_records_without_flags_or_speed_raise(payload: str) -> None:
     with pytest.raises(CodecError):
         TreadmillData.from_bytes(h(payload))
+
+
+@pytest.mark.parametrize(
+    ("payload", "cut"),
+    [
+        ("04 00 e8 03 d2 04", ("total_distance_m",)),
+        ("09 00 00 00 00", ("incline_pct", "ramp_angle_deg")),
+    ],
+)
+def test_records_cut_after_the_speed_keep_what_is_complete(payload: str, cut: tuple[str, ...]) -> None:
+    record = TreadmillData.from_bytes(h(payload))
+    assert record.cut_fields == cut
 
 
 def test_data_not_available_values_decode_to_none() -> None:
