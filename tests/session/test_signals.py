@@ -12,16 +12,17 @@ import json
 import signal
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
 
-from retro_ftms.edge.app import Units
+from retro_ftms.edge.app import RunOptions, Units, run_session
 from retro_ftms.events import DataEvent, Event, EventBus, SafetyReason
 from retro_ftms.session.control import SessionControl
-from retro_ftms.session.snapshot import SnapshotTracker
-from tests.session.conftest import QuietUI, RunSession, read_events
+from retro_ftms.session.runner import SessionResult
+from retro_ftms.session.snapshot import SessionSnapshot, SnapshotTracker
 
 SCRIPT: Final = Path(sys.executable).parent / "retro-ftms"
 # Slow enough that the first step (60 s) is still running when the signal arrives, fast enough to stop
@@ -84,7 +85,7 @@ async def test_signal_stops_the_belt_then_exits_130(tmp_path: Path, signum: sign
             await process.wait()
 
     assert process.returncode == EXIT_INTERRUPTED, stderr.decode()
-    events = read_events(events_path)
+    events = read_complete(events_path)
     tail = "\n".join(str(e) for e in events if e["type"] != "data")
     signal_at = next(i for i, e in enumerate(events) if e["type"] == "safety")
     assert events[signal_at]["reason"] == "signal", tail
@@ -98,21 +99,28 @@ async def test_signal_stops_the_belt_then_exits_130(tmp_path: Path, signum: sign
     assert motion == [], tail
 
 
-class StoppingUI(QuietUI):
-    """A person (or an MQTT STOP, the panel) asks for a stop with `reason` once the first step runs."""
+@dataclass
+class PersonUI:
+    """A `SessionUI` for a person who answers the questions with `answer` and then, once the belt moves,
+    asks for a stop with `reason` (a key, an MQTT STOP, the panel's pain button)."""
 
-    def __init__(self, reason: SafetyReason) -> None:
-        super().__init__()
-        self.reason: SafetyReason = reason
+    reason: SafetyReason | None = None
+    answer: bool = True
+    results: list[SessionResult] = field(default_factory=list)
+
+    def preflight(self, program_title: str, summary: str) -> bool:
+        del program_title, summary
+        return self.answer
 
     def session_started(
         self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units
     ) -> contextlib.AbstractAsyncContextManager[None]:
         del tracker, units
+        reason = self.reason
 
         def on_event(_t: float, event: Event) -> None:
-            if isinstance(event, DataEvent) and event.speed_kmh:  # the belt moves
-                control.request_stop(self.reason)
+            if reason is not None and isinstance(event, DataEvent) and event.speed_kmh:  # the belt moves
+                control.request_stop(reason)
 
         @contextlib.asynccontextmanager
         async def stopping() -> AsyncIterator[None]:
@@ -124,21 +132,40 @@ class StoppingUI(QuietUI):
 
         return stopping()
 
+    def alarm(self, message: str) -> None:
+        del message
+
+    def notice(self, message: str) -> None:
+        del message
+
+    def finished(self, result: SessionResult, snapshot: SessionSnapshot) -> None:
+        del snapshot
+        self.results.append(result)
+
+
+async def run_person(tmp_path: Path, ui: PersonUI) -> tuple[int, list[dict[str, Any]]]:
+    """One in-process session on the simulator (bleak over Bumble), with the event log read back."""
+    events_path = tmp_path / "events.jsonl"
+    options = RunOptions(program="first-steps", simulator=True, events_path=events_path, time_scale=50.0)
+    async with asyncio.timeout(EXIT_TIMEOUT_S):
+        code = await run_session(options, ui)
+    return code, read_complete(events_path)
+
 
 @pytest.mark.parametrize("reason", ["user", "signal", "mqtt_stop", "pain"])
-async def test_a_persons_stop_exits_130(run: RunSession, reason: SafetyReason) -> None:
+async def test_a_persons_stop_exits_130(tmp_path: Path, reason: SafetyReason) -> None:
     """Every deliberate stop by a person is 130 ("stopped by you"), never 3 (a safety trigger)."""
-    ui = StoppingUI(reason)
-    session = await run("first-steps", ui=ui)
-    assert session.exit_code == EXIT_INTERRUPTED, session.describe()
-    assert session.end["reason"] == reason
+    ui = PersonUI(reason)
+    code, events = await run_person(tmp_path, ui)
+    assert code == EXIT_INTERRUPTED, [e for e in events if e["type"] != "data"][-10:]
+    assert [(e["outcome"], e["reason"]) for e in events if e["type"] == "end"] == [("stopped", reason)]
     assert ui.results[0].exit_code == EXIT_INTERRUPTED
 
 
-async def test_declining_the_questions_is_exit_2_after_connecting(run: RunSession) -> None:
-    ui = QuietUI(answer=False)
-    session = await run("first-steps", ui=ui)
-    assert session.exit_code == 2
-    assert session.of_type("state")[0]["state"] == "connecting"
-    assert [c for c in session.commands if c["op"] in ("start", "set_speed", "set_incline")] == []
-    assert session.end == {**session.end, "outcome": "stopped", "reason": "user"}
+async def test_declining_the_questions_is_exit_2_after_connecting(tmp_path: Path) -> None:
+    code, events = await run_person(tmp_path, PersonUI(answer=False))
+    assert code == 2
+    assert events[0]["type"] == "state"
+    assert events[0]["state"] == "connecting"
+    assert [e for e in events if e["type"] == "command" and e["op"] in ("start", "set_speed")] == []
+    assert [(e["outcome"], e["reason"]) for e in events if e["type"] == "end"] == [("stopped", "user")]

@@ -1,0 +1,88 @@
+"""Signals before the session supervises anything: at start-up, and while connecting.
+
+The entry point installs its handlers before the heavy imports, so a SIGTERM in the first fraction of a
+second is 130 (not 143) and a Ctrl-C is one line (no KeyboardInterrupt traceback). Interrupted while
+connecting, the event log still gets its `end`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+from tests.resilience.test_scan import empty_radio
+from tests.session.test_signals import SCRIPT, read_complete
+
+EXIT_INTERRUPTED: Final = 130
+EXIT_TIMEOUT_S: Final = 30.0
+CONNECT_WAIT_S: Final = 30.0
+POLL_INTERVAL_S: Final = 0.05  # the other process writes the log; nothing here can wake on it sooner
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["TERM", "INT", "HUP"])
+@pytest.mark.parametrize("after_s", [0.15, 0.6])
+async def test_a_signal_during_start_up_exits_130_quietly(
+    tmp_path: Path, signum: signal.Signals, after_s: float
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        str(SCRIPT),
+        "run",
+        "--simulator",
+        "--program",
+        "first-steps",
+        "--yes",
+        "--events",
+        str(tmp_path / "events.jsonl"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await asyncio.sleep(after_s)  # wall time is what this test is about: the start-up window
+        process.send_signal(signum)
+        async with asyncio.timeout(EXIT_TIMEOUT_S):
+            _, stderr = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == EXIT_INTERRUPTED, stderr.decode()
+    assert "Traceback" not in stderr.decode()
+
+
+async def test_interrupted_while_connecting_the_log_gets_an_end(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    with empty_radio() as spec:  # a radio with nothing in range: the scan for the treadmill goes on
+        process = await asyncio.create_subprocess_exec(
+            str(SCRIPT),
+            "run",
+            "--device",
+            "Nobody Here",
+            "--transport",
+            spec,
+            "--program",
+            "first-steps",
+            "--yes",
+            "--events",
+            str(events),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            async with asyncio.timeout(CONNECT_WAIT_S):
+                while not any(e.get("state") == "connecting" for e in read_complete(events)):
+                    assert process.returncode is None
+                    await asyncio.sleep(POLL_INTERVAL_S)
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(EXIT_TIMEOUT_S):
+                _, stderr = await process.communicate()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == EXIT_INTERRUPTED, stderr.decode()
+    ends = [e for e in read_complete(events) if e["type"] == "end"]
+    assert [(e["outcome"], e["reason"]) for e in ends] == [("stopped", "signal")], stderr.decode()
