@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from retro_ftms.clock import Clock
-from simulator.quirks import Quirks
+from simulator.quirk_fields import Quirks
 
 KMH_PER_MPS: Final = 3.6
 BODY_MASS_KG: Final = 75.0  # for the energy estimate; FTMS reports energy, not the person's mass

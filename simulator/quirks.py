@@ -13,10 +13,22 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-if TYPE_CHECKING:
-    from simulator.model import SimulatorSettings
+from simulator.model import SimulatorSettings
+from simulator.quirk_fields import MAX_SPIN_UP_S, MAX_TRAILING_BYTES, Quirks
+
+__all__ = [
+    "MAX_SPIN_UP_S",
+    "MAX_TRAILING_BYTES",
+    "PROFILES",
+    "Quirk",
+    "QuirkProfile",
+    "Quirks",
+    "known_quirks",
+    "parse_quirks",
+    "with_quirks",
+]
 
 KMH_PER_MPH: Final = 1.609344
 # BH Fitness reports incline 0-16 % as the raw sint16 0-1000, i.e. 0-100.0 "%": 6.25 times the grade
@@ -26,8 +38,6 @@ BH_INCLINE_FACTOR: Final = 6.25
 KINGSMITH_SPIN_UP_S: Final = 3.0
 # A FITSHOW-style vendor counter after the last FTMS field (ftms.md §3 discrepancy 3), without its flag.
 VENDOR_TRAILER: Final = b"\x2a\x00\x00"
-MAX_TRAILING_BYTES: Final = 8
-MAX_SPIN_UP_S: Final = 30.0
 
 
 class Quirk(enum.StrEnum):
@@ -42,41 +52,6 @@ class Quirk(enum.StrEnum):
     TRAILING_BYTES = "trailing-bytes"
     NO_SERVICE_DATA = "no-service-data"
     NO_CONTROL_POINT = "no-control-point"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Quirks:
-    """How the simulated machine departs from FTMS; the defaults are a tidy, spec-following machine."""
-
-    # Start/Resume while the belt runs pauses it (a toggle) instead of failing with Operation Failed.
-    start_toggles: bool = False
-    # Set Target Speed (and Target Speed Changed) carry mph in the km/h field; Treadmill Data stays km/h.
-    speed_target_mph: bool = False
-    # Reported incline and ramp angle are this many times the real ones (BH Fitness: 6.25).
-    incline_report_factor: float = 1.0
-    # The Control Point notifies and takes Write Without Response, instead of indicating after a Write.
-    control_point_notify: bool = False
-    # A Set Target Speed within this many seconds after a Start/Resume drops the link (0: never).
-    spin_up_s: float = 0.0
-    feature_characteristic: bool = True
-    range_characteristics: bool = True
-    # An all-zero Treadmill Data record goes out when the belt is started (waking) and stopped (sleeping).
-    zero_records: bool = False
-    # Bytes appended to every Treadmill Data notification after the FTMS fields.
-    trailing_bytes: bytes = b""
-    # Advertise FTMS Service Data (01 01 00) next to the 0x1826 UUID.
-    service_data: bool = True
-    # Offer the Control Point: without it the machine reports (Machine Status, optional then, stays) but
-    # cannot be driven, and retro-ftms coaches the person at the console instead.
-    control_point: bool = True
-
-    def __post_init__(self) -> None:
-        if not 0 < self.incline_report_factor <= 100:
-            raise ValueError(f"incline report factor must be in (0, 100], not {self.incline_report_factor}")
-        if not 0 <= self.spin_up_s <= MAX_SPIN_UP_S:
-            raise ValueError(f"spin-up must be 0-{MAX_SPIN_UP_S:g} s, not {self.spin_up_s}")
-        if len(self.trailing_bytes) > MAX_TRAILING_BYTES:
-            raise ValueError(f"at most {MAX_TRAILING_BYTES} trailing bytes, not {len(self.trailing_bytes)}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+from retro_ftms.ble.quirks import TreadmillQuirks
 from retro_ftms.codec import (
     ControlPointRequest,
     ControlPointResponse,
@@ -20,9 +21,6 @@ from retro_ftms.codec import (
     TreadmillData,
 )
 from retro_ftms.errors import CodecError
-
-if TYPE_CHECKING:
-    from retro_ftms.ble.ftms_client import TreadmillQuirks
 
 
 @dataclass(frozen=True, slots=True)
