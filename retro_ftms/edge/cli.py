@@ -343,8 +343,8 @@ def _root(
     """Guided backward walking on a Bluetooth FTMS treadmill, with a hard safety guard.
 
     Exit codes: 0 completed; 2 bad usage, configuration or program (nothing moved); 3 stopped by a safety
-    trigger; 4 could not connect or Bluetooth unavailable; 130 interrupted (belt stopped first); 1 internal
-    error (belt stopped first).
+    trigger; 4 could not connect or Bluetooth unavailable; 130 stopped by you (belt stopped first); 1
+    internal error (belt stopped first).
     """
     _Logging.setup(verbose)
     ctx.call_on_close(_Logging.close)
@@ -421,8 +421,8 @@ def run(
     """Run a guided backward-walking session.
 
     On the bundled simulator (--simulator) or a real treadmill (--device). Before the belt moves you are
-    asked the pre-flight safety questions. During the session: space or s stops the belt, p pauses,
-    r resumes, Ctrl-C stops the belt and quits.
+    asked the pre-flight safety questions. During the session: s, space, Enter, Esc, q or x stops the
+    belt, p pauses, r resumes; Ctrl-C, SIGTERM, SIGHUP or SIGQUIT stop the belt and quit (exit 130).
     """
     _Logging.setup(verbose)
     app_config = _load_config("run", config)
