@@ -21,22 +21,30 @@ import asyncio
 import contextlib
 import itertools
 import json
-import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
 
-from retro_ftms.edge.app import RunOptions, Units, run_session
+from retro_ftms.edge.app import Units
 from retro_ftms.edge.config import MqttConfig
 from retro_ftms.edge.mqtt.topics import MqttTopics
 from retro_ftms.events import Event, EventBus
 from retro_ftms.session.control import SessionControl
-from retro_ftms.session.runner import SessionResult
-from retro_ftms.session.snapshot import SessionSnapshot, SnapshotTracker
+from retro_ftms.session.snapshot import SnapshotTracker
+from tests import harness
+from tests.harness import (  # noqa: F401  (re-exported for this folder's tests)
+    MOTION_OPS,
+    SIM_MOTION_OPS,
+    TIMING,
+    Config,
+    motion_after,
+    read_events,
+    toml_config,
+)
 from tests.mqtt.broker import MosquittoBroker, Received, Recorder
 from tests.mqtt.conftest import (  # noqa: F401  (fixtures, re-exported for this folder)
     mosquitto_auth_broker,
@@ -50,19 +58,13 @@ from tests.mqtt.conftest import (  # noqa: F401  (fixtures, re-exported for this
 TIME_SCALE: Final = 50.0
 # The time-based triggers at their configurable maxima: at this scale the data timeout is 200 ms wall, and
 # a loaded 2-core machine (mosquitto, other test runs) has been seen to stall the event loop for 120 ms.
-TIMING: Final[Mapping[str, float]] = {
-    "data_timeout_s": 10.0,
-    "settle_time_s": 30.0,
-    "stop_confirm_timeout_s": 30.0,
-}
+# (`tests.harness.TIMING`, written into every session's configuration)
 SESSION_TIMEOUT_S: Final = 20.0  # wall; a session here takes 1-4 s
 HOLD_OPEN_TIMEOUT_S: Final = 10.0
 WAIT_S: Final = 5.0
 # The default MQTT configuration's topics: what a dashboard would subscribe to.
 _DEFAULTS: Final = MqttConfig()
 TOPICS: Final = MqttTopics.build(_DEFAULTS.base_topic, _DEFAULTS.discovery_prefix, _DEFAULTS.device_id)
-MOTION_OPS: Final = frozenset({"start", "set_speed", "set_incline"})
-SIM_MOTION_OPS: Final = frozenset({"start_or_resume", "set_target_speed", "set_target_inclination"})
 
 SHORT_PROGRAM_NAME: Final = "mqtt-walk"
 SHORT_PROGRAM_STEPS: Final = 3
@@ -91,8 +93,6 @@ speed = 0.5
 duration_s = 40
 """
 
-Config = Mapping[str, Mapping[str, float | int | str | bool]]
-
 
 @dataclass(frozen=True)
 class Seen:
@@ -104,26 +104,19 @@ class Seen:
 
 
 @dataclass(eq=False)
-class QuietUI:
-    """A `SessionUI` for tests: answers yes, shows nothing, records everything (see the module docstring)."""
+class QuietUI(harness.QuietUI):
+    """The harness's test UI that also records every bus event and can hold the session (see the module
+    docstring)."""
 
     hold_start: bool = False
     hold_open: bool = False
-    alarms: list[str] = field(default_factory=list)
-    notices: list[str] = field(default_factory=list)
-    results: list[SessionResult] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)
-    finished_wall_s: float | None = None
     bus: EventBus | None = None
 
     def __post_init__(self) -> None:
         self._changed = asyncio.Event()
         self._release = asyncio.Event()
         self._release_start = asyncio.Event()
-
-    def preflight(self, program_title: str, summary: str) -> bool:
-        del program_title, summary
-        return True
 
     def session_started(
         self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units
@@ -170,86 +163,9 @@ class QuietUI:
                 self._changed.clear()
                 await self._changed.wait()
 
-    def alarm(self, message: str) -> None:
-        self.alarms.append(message)
 
-    def notice(self, message: str) -> None:
-        self.notices.append(message)
-
-    def finished(self, result: SessionResult, snapshot: SessionSnapshot) -> None:
-        del snapshot
-        self.results.append(result)
-        self.finished_wall_s = time.monotonic()
-
-
-@dataclass(frozen=True)
-class SessionRun:
-    """One finished session: its exit code, its event log (parsed) and its UI."""
-
-    exit_code: int
-    events: list[dict[str, Any]]
-    ui: QuietUI
-
-    def of_type(self, kind: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["type"] == kind]
-
-    def index(self, predicate: Callable[[dict[str, Any]], bool], start: int = 0) -> int:
-        """Index of the first event from `start` on that satisfies `predicate`; fails the test if none."""
-        for index in range(start, len(self.events)):
-            if predicate(self.events[index]):
-                return index
-        raise AssertionError(f"no such event after #{start}:\n{self.describe()}")
-
-    @property
-    def end(self) -> dict[str, Any]:
-        ends = self.of_type("end")
-        assert len(ends) == 1, f"expected one end event:\n{self.describe()}"
-        return ends[0]
-
-    def describe(self, last: int = 30) -> str:
-        """The tail of the log without data records, for assertion messages."""
-        lines = [json.dumps(e) for e in self.events if e["type"] != "data"]
-        return "\n".join(lines[-last:])
-
-
-def read_events(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
-def motion_after(session: SessionRun, index: int) -> list[dict[str, Any]]:
-    """Motion commands (client side) and motion Control Point writes (simulator side) after `index`."""
-    return [
-        e
-        for e in session.events[index + 1 :]
-        if (e["type"] == "command" and e["op"] in MOTION_OPS)
-        or (e["type"] == "sim" and e["event"] == "cp_received" and e.get("op") in SIM_MOTION_OPS)
-    ]
-
-
-@dataclass
-class Running:
-    """A session running as a task of the test's event loop."""
-
-    ui: QuietUI
-    events_path: Path
-    task: asyncio.Task[int]
-
-    async def done(self, timeout_s: float = SESSION_TIMEOUT_S) -> SessionRun:
-        """Wait for the session to end; its exit code and event log."""
-        async with asyncio.timeout(timeout_s):
-            code = await self.task
-        return SessionRun(code, read_events(self.events_path), self.ui)
-
-
-def toml_config(config: Config) -> str:
-    """A configuration file of flat tables of scalars (all these tests need)."""
-    lines: list[str] = []
-    for table, values in config.items():
-        lines.append(f"[{table}]")
-        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
-    return "\n".join(lines) + "\n"
+SessionRun = harness.SessionRun[QuietUI]
+Running = harness.Running[QuietUI]
 
 
 def url(broker: MosquittoBroker, *, user: str | None = None, password: str | None = None) -> str:
@@ -270,6 +186,7 @@ class Sessions:
     def short_program(self) -> Path:
         path = self.directory / f"{SHORT_PROGRAM_NAME}.toml"
         if not path.exists():
+            self.directory.mkdir(parents=True, exist_ok=True)
             path.write_text(SHORT_PROGRAM, encoding="utf-8")
         return path
 
@@ -284,36 +201,22 @@ class Sessions:
         ui: QuietUI | None = None,
     ) -> AsyncIterator[Running]:
         """Run a session (the short program unless `program`) as a task; on leaving, it has ended."""
-        directory = self.directory / f"session-{next(self._counter)}"
-        directory.mkdir(parents=True)
-        tables: dict[str, dict[str, float | int | str | bool]] = {"safety": dict(TIMING)}
-        for table, values in (config or {}).items():
-            tables.setdefault(table, {}).update(values)
-        config_path = directory / "retro-ftms.toml"
-        config_path.write_text(toml_config(tables), encoding="utf-8")
-        events_path = directory / "events.jsonl"
-        options = RunOptions(
-            program=program or str(self.short_program),
-            simulator=True,
-            config_path=config_path,
+        async with harness.start_in(
+            self.directory / f"session-{next(self._counter)}",
+            program or str(self.short_program),
+            *faults,
+            ui=ui if ui is not None else QuietUI(),
             mqtt_url=mqtt_url,
-            events_path=events_path,
             time_scale=time_scale,
-            faults=faults,
-        )
-        ui = ui if ui is not None else QuietUI()
-        async with asyncio.TaskGroup() as task_group:
-            running = Running(ui, events_path, task_group.create_task(run_session(options, ui)))
+            config=config,
+        ) as running:
             yield running
-            await running.done()
 
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No `RETRO_FTMS_*` configuration from outside the test."""
-    for name in list(os.environ):
-        if name.startswith("RETRO_FTMS_"):
-            monkeypatch.delenv(name)
+    harness.clean_config_env(monkeypatch)
 
 
 @pytest.fixture

@@ -7,15 +7,13 @@ for whole sessions the guard and runner) over bleak on an in-process Bumble link
     async def test_y(fast_clock: Clock) -> None:
         async with quirky_link(fast_clock, "cp-notify") as (sim, client): ...
 
-Sessions loosen the time-based triggers like tests/session does (`TIMING`), at a modest time scale.
+Sessions run through `tests.harness` and loosen the time-based triggers (`TIMING`), at a modest time scale.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import os
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,15 +26,15 @@ from retro_ftms.ble.bumble_backend import BumbleCentral
 from retro_ftms.ble.connect import connect_ftms
 from retro_ftms.ble.ftms_client import FtmsClient, TreadmillQuirks
 from retro_ftms.clock import Clock
-from retro_ftms.edge.app import RunOptions, Units, run_session
-from retro_ftms.edge.config import ENV_PREFIX as CONFIG_ENV_PREFIX
+from retro_ftms.edge.app import Units
 from retro_ftms.events import Event, EventBus, StateEvent
 from retro_ftms.session.control import SessionControl
 from retro_ftms.session.snapshot import SnapshotTracker
 from simulator.gatt import SimulatedTreadmill
 from simulator.model import SimulatorSettings
 from simulator.quirks import with_quirks
-from tests.session.conftest import Config, QuietUI, SessionRun, merged, prepare, read_events
+from tests import harness
+from tests.harness import Config, QuietUI, merged, prepare, read_events  # noqa: F401  (re-exported)
 
 DATA: Final = Path(__file__).parent / "data"
 FLAT: Final = DATA / "flat.toml"  # 45 s at 1.0 then 0.8 km/h
@@ -46,6 +44,8 @@ TIME_SCALE: Final = 50.0
 EXIT_COMPLETED: Final = 0
 EXIT_SAFETY: Final = 3
 CONNECT_TIMEOUT_S: Final = 10.0
+
+SessionRun = harness.SessionRun[QuietUI]
 
 
 class RunQuirky(Protocol):
@@ -60,18 +60,13 @@ class RunQuirky(Protocol):
     ) -> Awaitable[SessionRun]: ...
 
 
-@pytest.fixture(autouse=True)
-def _no_config_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`RETRO_FTMS_<TABLE>__<KEY>` variables of whoever runs the tests must not change the sessions."""
-    for name in list(os.environ):
-        if name.startswith(CONFIG_ENV_PREFIX):
-            monkeypatch.delenv(name)
+_no_config_from_the_environment = harness.no_config_from_the_environment
 
 
 @pytest.fixture
 def run_quirky(tmp_path: Path) -> RunQuirky:
     """`await run_quirky(program, *quirks, faults=..., config=..., ui=...)` -> `SessionRun`."""
-    counter = itertools.count()
+    directories = harness.numbered_dirs(tmp_path)
 
     async def call(
         program: Path,
@@ -81,19 +76,15 @@ def run_quirky(tmp_path: Path) -> RunQuirky:
         ui: QuietUI | None = None,
         time_scale: float = TIME_SCALE,
     ) -> SessionRun:
-        events_path, config_path = prepare(tmp_path / f"session-{next(counter)}", merged(config, True))
-        ui = ui or QuietUI()
-        options = RunOptions(
-            program=str(program),
-            simulator=True,
-            config_path=config_path,
-            events_path=events_path,
-            time_scale=time_scale,
-            faults=tuple(faults),
+        return await harness.run_in(
+            next(directories),
+            program,
+            *faults,
+            ui=ui or QuietUI(),
             quirks=quirks,
+            config=config,
+            time_scale=time_scale,
         )
-        code = await run_session(options, ui)
-        return SessionRun(code, read_events(events_path), ui)
 
     return call
 

@@ -1,0 +1,313 @@
+"""One harness for whole-session tests: program -> runner (or coach) -> guard -> bleak over Bumble -> the
+in-process simulator with its faults and quirks (and a simulated strap), optionally with MQTT to a real
+mosquitto (the tests/mqtt broker fixtures), on the session's compressed clock.
+
+    session = await run_in(tmp_path / "s", "first-steps", "safety-key@40", quirks=("mph-target",))
+    assert session.exit_code == 3 and session.latch_reason == "safety_key"
+    assert session.received  # the simulator's record: Control Point requests as it got them
+
+    async with start_in(tmp_path / "s", program, mqtt_url=url) as running:  # a session as a task
+        ...
+        session = await running.done()
+
+`TIMING` loosens only the time-based triggers (data timeout, settling, stop confirmation) to their
+configurable maxima: at a high time scale one simulated second is a few wall milliseconds, and a loaded
+2-core machine must not trip them by scheduling jitter alone. Tests of those triggers set them back.
+The per-folder conftests (tests/session, tests/mqtt_session, tests/quirks, tests/resilience) are thin
+layers over this module that keep their own time scales and fixture names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Generic, TypeVar
+
+import pytest
+
+from retro_ftms.edge.app import RunOptions, Units, run_session
+from retro_ftms.edge.config import ENV_PREFIX as CONFIG_ENV_PREFIX
+from retro_ftms.events import EventBus
+from retro_ftms.session.control import SessionControl
+from retro_ftms.session.runner import SessionResult
+from retro_ftms.session.snapshot import SessionSnapshot, SnapshotTracker
+
+# The time-based triggers at their configurable maxima (see the module docstring).
+TIMING: Final[Mapping[str, float]] = {
+    "data_timeout_s": 10.0,
+    "settle_time_s": 30.0,
+    "stop_confirm_timeout_s": 30.0,
+}
+DEFAULT_TIME_SCALE: Final = 300.0
+SESSION_TIMEOUT_S: Final = 30.0  # wall seconds; a hung session fails cleanly, not at the per-test timeout
+MOTION_OPS: Final = frozenset({"start", "set_speed", "set_incline"})
+SIM_MOTION_OPS: Final = frozenset({"start_or_resume", "set_target_speed", "set_target_inclination"})
+
+Config = Mapping[str, Mapping[str, float | int | str | bool]]
+Tables = dict[str, dict[str, float | int | str | bool]]
+
+
+# -- configuration and the event log ------------------------------------------------------------------------
+
+
+def clean_config_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`RETRO_FTMS_<TABLE>__<KEY>` variables of whoever runs the tests must not change the sessions."""
+    for name in list(os.environ):
+        if name.startswith(CONFIG_ENV_PREFIX):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def no_config_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same, as an autouse fixture a folder's conftest takes in by importing it."""
+    clean_config_env(monkeypatch)
+
+
+def numbered_dirs(parent: Path, prefix: str = "session") -> Iterator[Path]:
+    """`parent/session-0`, `parent/session-1`, ...: one directory per session of a test."""
+    return (parent / f"{prefix}-{n}" for n in itertools.count())
+
+
+def toml_config(config: Config) -> str:
+    """A configuration file of flat tables of scalars (all these tests need)."""
+    lines: list[str] = []
+    for table, values in config.items():
+        lines.append(f"[{table}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def merged(config: Config | None, timing: bool = True) -> Tables:
+    """`config` over the loosened `TIMING` (when `timing`); empty tables are left out."""
+    tables: Tables = {"safety": dict(TIMING) if timing else {}}
+    for table, values in (config or {}).items():
+        tables.setdefault(table, {}).update(values)
+    return {table: values for table, values in tables.items() if values}
+
+
+def prepare(directory: Path, tables: Config) -> tuple[Path, Path | None]:
+    """The event log's path and the configuration file (None when there is nothing to configure)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if not tables:
+        return directory / "events.jsonl", None
+    config_path = directory / "retro-ftms.toml"
+    config_path.write_text(toml_config(tables), encoding="utf-8")
+    return directory / "events.jsonl", config_path
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+# -- the person at the terminal ------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class QuietUI:
+    """A `SessionUI` for tests: answers the pre-flight, shows nothing, remembers what the person was told
+    (alarms, notices), the result and the final snapshot, and the wall time the session finished."""
+
+    answer: bool = True
+    alarms: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    results: list[SessionResult] = field(default_factory=list)
+    snapshots: list[SessionSnapshot] = field(default_factory=list)
+    finished_wall_s: float | None = None
+
+    def preflight(self, program_title: str, summary: str) -> bool:
+        del program_title, summary
+        return self.answer
+
+    def session_started(
+        self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        del tracker, bus, control, units
+        return contextlib.nullcontext()
+
+    def alarm(self, message: str) -> None:
+        self.alarms.append(message)
+
+    def notice(self, message: str) -> None:
+        self.notices.append(message)
+
+    def finished(self, result: SessionResult, snapshot: SessionSnapshot) -> None:
+        self.results.append(result)
+        self.snapshots.append(snapshot)
+        self.finished_wall_s = time.monotonic()
+
+
+UI = TypeVar("UI", bound=QuietUI)
+
+
+# -- a finished session -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionRun(Generic[UI]):
+    """One finished session: its exit code, its event log (parsed; the simulator's record is in its `sim`
+    events) and the UI that stood in for the person."""
+
+    exit_code: int
+    events: list[dict[str, Any]]
+    ui: UI
+
+    def __iter__(self) -> Iterator[Any]:  # `code, events = await run(...)`
+        return iter((self.exit_code, self.events))
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == kind]
+
+    def index(self, predicate: Callable[[dict[str, Any]], bool], start: int = 0) -> int:
+        """Index of the first event from `start` on that satisfies `predicate`; fails the test if none."""
+        for index in range(start, len(self.events)):
+            if predicate(self.events[index]):
+                return index
+        raise AssertionError(f"no such event after #{start}:\n{self.describe()}")
+
+    @property
+    def commands(self) -> list[dict[str, Any]]:
+        return self.of_type("command")
+
+    @property
+    def safety(self) -> list[dict[str, Any]]:
+        return self.of_type("safety")
+
+    @property
+    def sim(self) -> list[dict[str, Any]]:
+        return self.of_type("sim")
+
+    @property
+    def received(self) -> list[dict[str, Any]]:
+        """Control Point requests as the simulator received them."""
+        return [e for e in self.sim if e["event"] == "cp_received"]
+
+    @property
+    def latch_index(self) -> int | None:
+        """Index in `events` of the first safety event that stopped the belt (a `hold` is no latch)."""
+        for index, event in enumerate(self.events):
+            if event["type"] == "safety" and event["action"] != "hold":
+                return index
+        return None
+
+    @property
+    def latch_reason(self) -> str | None:
+        index = self.latch_index
+        return None if index is None else str(self.events[index]["reason"])
+
+    @property
+    def end(self) -> dict[str, Any]:
+        ends = self.of_type("end")
+        assert len(ends) == 1, f"expected one end event:\n{self.describe()}"
+        return ends[0]
+
+    @property
+    def result(self) -> SessionResult:
+        return self.ui.results[0]
+
+    @property
+    def snapshot(self) -> SessionSnapshot:
+        return self.ui.snapshots[0]
+
+    def describe(self, last: int = 30) -> str:
+        """The tail of the log without data records, for assertion messages."""
+        lines = [json.dumps(e) for e in self.events if e["type"] != "data"]
+        return "\n".join(lines[-last:])
+
+
+def motion_after(session: SessionRun[Any], index: int) -> list[dict[str, Any]]:
+    """Motion commands (client side) and motion Control Point writes (simulator side) after `index`."""
+    return [
+        e
+        for e in session.events[index + 1 :]
+        if (e["type"] == "command" and e["op"] in MOTION_OPS)
+        or (e["type"] == "sim" and e["event"] == "cp_received" and e.get("op") in SIM_MOTION_OPS)
+    ]
+
+
+# -- running sessions ---------------------------------------------------------------------------------------
+
+
+def session_options(
+    directory: Path,
+    program: str | Path,
+    faults: Sequence[str] = (),
+    *,
+    time_scale: float = DEFAULT_TIME_SCALE,
+    config: Config | None = None,
+    timing: bool = True,
+    quirks: Sequence[str] = (),
+    hr_strap: str | None = None,
+    mqtt_url: str | None = None,
+) -> RunOptions:
+    """`retro-ftms run --simulator --yes` with faults, quirks, strap and broker; files in `directory`."""
+    events_path, config_path = prepare(directory, merged(config, timing))
+    return RunOptions(
+        program=str(program),
+        simulator=True,
+        config_path=config_path,
+        mqtt_url=mqtt_url,
+        events_path=events_path,
+        time_scale=time_scale,
+        faults=tuple(faults),
+        quirks=tuple(quirks),
+        hr_strap=hr_strap,
+    )
+
+
+async def run_in(
+    directory: Path,
+    program: str | Path,
+    *faults: str,
+    ui: UI,
+    timeout_s: float = SESSION_TIMEOUT_S,
+    **options: Any,
+) -> SessionRun[UI]:
+    """Run one session to its end (`session_options` takes the rest); its exit code and event log."""
+    run_options = session_options(directory, program, faults, **options)
+    # A hung session fails here, cleanly: under hypothesis a replayed example would outlive the per-test
+    # timeout, which fires only once per test.
+    async with asyncio.timeout(timeout_s):
+        code = await run_session(run_options, ui)
+    assert run_options.events_path is not None
+    return SessionRun(code, read_events(run_options.events_path), ui)
+
+
+@dataclass
+class Running(Generic[UI]):
+    """A session running as a task of the test's event loop."""
+
+    ui: UI
+    events_path: Path
+    task: asyncio.Task[int]
+
+    async def done(self, timeout_s: float = SESSION_TIMEOUT_S) -> SessionRun[UI]:
+        """Wait for the session to end; its exit code and event log."""
+        async with asyncio.timeout(timeout_s):
+            code = await self.task
+        return SessionRun(code, read_events(self.events_path), self.ui)
+
+
+@contextlib.asynccontextmanager
+async def start_in(
+    directory: Path,
+    program: str | Path,
+    *faults: str,
+    ui: UI,
+    **options: Any,
+) -> AsyncIterator[Running[UI]]:
+    """Run a session as a task while the context is open; on leaving, it has ended."""
+    run_options = session_options(directory, program, faults, **options)
+    assert run_options.events_path is not None
+    async with asyncio.TaskGroup() as task_group:
+        running = Running(ui, run_options.events_path, task_group.create_task(run_session(run_options, ui)))
+        yield running
+        await running.done()
