@@ -286,12 +286,7 @@ class BenchServer(FtmsServer):
 
     def heal(self) -> None:
         """Undo what the trigger faults did: key back in, control unlocked, belt motor healed and stopped."""
-        self.insert_safety_key()
-        self._control_locked = False
-        self._ignore_stop = False
-        self._cp_silent = False
-        self._pending_error = None
-        self.model.force_speed(None)
+        self.clear_faults()
         self.model.stop()
 
 

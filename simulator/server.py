@@ -346,6 +346,18 @@ class FtmsServer:
 
     # -- faults ------------------------------------------------------------------------------------------
 
+    def clear_faults(self) -> None:
+        """Back to a healthy machine (benchmarks repeat a trigger on one connection): key in, control
+        unlocked, Stop and the Control Point obeyed again, no pending error or silence, motor healed.
+        The belt is not stopped here: that is a procedure the caller asks for, or `model.stop()`."""
+        self._safety_key_in = True
+        self._control_locked = False
+        self._ignore_stop = False
+        self._cp_silent = False
+        self._pending_error = None
+        self._silent_until = -math.inf
+        self.model.force_speed(None)
+
     def apply_fault(self, fault: FaultSpec) -> list[Outgoing]:
         """Make the machine misbehave as `fault` says; `disconnect` is the transport's job."""
         self._emit("fault", {"spec": str(fault), "kind": str(fault.kind)})
