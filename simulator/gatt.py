@@ -462,6 +462,9 @@ class SimulatedTreadmill:
                     await device.indicate_subscriber(link.connection, characteristic, out.payload)
                 except TimeoutError:
                     _LOGGER.warning("client %s never confirmed an indication", link.connection.peer_address)
+            elif out.channel is Channel.MACHINE_STATUS:
+                padded = out.payload.ljust(self.settings.quirks.status_padded_to, b"\x00")
+                await device.notify_subscriber(link.connection, characteristic, padded)
             else:
                 await device.notify_subscriber(link.connection, characteristic, out.payload)
 

@@ -35,11 +35,18 @@ class Quirks:
     # Offer the Control Point: without it the machine reports (Machine Status, optional then, stays) but
     # cannot be driven, and retro-ftms coaches the person at the console instead.
     control_point: bool = True
+    # Machine Status notifications padded with zeros to this many bytes (CITYSPORTS CS-WP8, UREVO E1L
+    # send `04 00 00`, `02 01 00`); 0: as the spec says.
+    status_padded_to: int = 0
 
     def __post_init__(self) -> None:
         if not 0 < self.incline_report_factor <= 100:
             raise ValueError(f"incline report factor must be in (0, 100], not {self.incline_report_factor}")
         if not 0 <= self.spin_up_s <= MAX_SPIN_UP_S:
             raise ValueError(f"spin-up must be 0-{MAX_SPIN_UP_S:g} s, not {self.spin_up_s}")
+        if not 0 <= self.status_padded_to <= MAX_TRAILING_BYTES:
+            raise ValueError(
+                f"status padding must be 0-{MAX_TRAILING_BYTES} bytes, not {self.status_padded_to!r}"
+            )
         if len(self.trailing_bytes) > MAX_TRAILING_BYTES:
             raise ValueError(f"at most {MAX_TRAILING_BYTES} trailing bytes, not {len(self.trailing_bytes)}")

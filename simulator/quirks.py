@@ -52,6 +52,7 @@ class Quirk(enum.StrEnum):
     TRAILING_BYTES = "trailing-bytes"
     NO_SERVICE_DATA = "no-service-data"
     NO_CONTROL_POINT = "no-control-point"
+    STATUS_PADDING = "status-padding"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,11 @@ PROFILES: Final[Mapping[Quirk, QuirkProfile]] = MappingProxyType(
                 Quirk.NO_CONTROL_POINT,
                 "no Fitness Machine Control Point: it reports but cannot be driven (coached at the console)",
                 {"control_point": False},
+            ),
+            QuirkProfile(
+                Quirk.STATUS_PADDING,
+                "Machine Status padded with zeros to 3 bytes: 04 00 00, 02 01 00 (CITYSPORTS, UREVO)",
+                {"status_padded_to": 3},
             ),
         )
     }

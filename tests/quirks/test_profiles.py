@@ -32,6 +32,7 @@ def test_every_quirk_of_ftms_md_has_a_profile() -> None:
         "trailing-bytes",
         "no-service-data",
         "no-control-point",
+        "status-padding",
     }
 
 
