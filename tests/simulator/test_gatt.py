@@ -267,7 +267,7 @@ async def test_console_actions_reach_the_client(sim: SimulatedTreadmill, central
     sim.pull_safety_key()
     await central.status.wait_for(lambda v: v == b"\x03")
     sim.apply_fault(FaultSpec.parse("garbage@0"))
-    await central.data.wait_for(lambda v: v == b"\x00\x01\x64\x00")
+    await central.data.wait_for(lambda v: v == b"\x00\x01\x64")
 
 
 async def _open_when_listening(spec: str) -> Transport:
