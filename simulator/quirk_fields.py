@@ -3,11 +3,32 @@ quirk profiles, so that `simulator.model` and `simulator.quirks` import it and n
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Final
 
 MAX_TRAILING_BYTES: Final = 8
 MAX_SPIN_UP_S: Final = 30.0
+
+
+class Quirk(enum.StrEnum):
+    START_TOGGLE = "start-toggle"
+    MPH_TARGET = "mph-target"
+    INCLINE_1000 = "incline-1000"
+    CP_NOTIFY = "cp-notify"
+    SPIN_UP = "spin-up"
+    NO_FEATURE = "no-feature"
+    NO_RANGES = "no-ranges"
+    ZERO_WAKEUP = "zero-wakeup"
+    TRAILING_BYTES = "trailing-bytes"
+    NO_SERVICE_DATA = "no-service-data"
+    NO_CONTROL_POINT = "no-control-point"
+    STATUS_PADDING = "status-padding"
+
+
+def known_quirks() -> str:
+    """The profile names, for help texts and errors (light: `run --help` imports this module only)."""
+    return ", ".join(q.value for q in Quirk)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

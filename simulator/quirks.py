@@ -9,14 +9,13 @@ most of them by itself; `client_setting` names the `[ble]` configuration a real 
 from __future__ import annotations
 
 import dataclasses
-import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
 from simulator.model import SimulatorSettings
-from simulator.quirk_fields import MAX_SPIN_UP_S, MAX_TRAILING_BYTES, Quirks
+from simulator.quirk_fields import MAX_SPIN_UP_S, MAX_TRAILING_BYTES, Quirk, Quirks, known_quirks
 
 __all__ = [
     "MAX_SPIN_UP_S",
@@ -38,21 +37,6 @@ BH_INCLINE_FACTOR: Final = 6.25
 KINGSMITH_SPIN_UP_S: Final = 3.0
 # A FITSHOW-style vendor counter after the last FTMS field (ftms.md §3 discrepancy 3), without its flag.
 VENDOR_TRAILER: Final = b"\x2a\x00\x00"
-
-
-class Quirk(enum.StrEnum):
-    START_TOGGLE = "start-toggle"
-    MPH_TARGET = "mph-target"
-    INCLINE_1000 = "incline-1000"
-    CP_NOTIFY = "cp-notify"
-    SPIN_UP = "spin-up"
-    NO_FEATURE = "no-feature"
-    NO_RANGES = "no-ranges"
-    ZERO_WAKEUP = "zero-wakeup"
-    TRAILING_BYTES = "trailing-bytes"
-    NO_SERVICE_DATA = "no-service-data"
-    NO_CONTROL_POINT = "no-control-point"
-    STATUS_PADDING = "status-padding"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +120,6 @@ PROFILES: Final[Mapping[Quirk, QuirkProfile]] = MappingProxyType(
         )
     }
 )
-
-
-def known_quirks() -> str:
-    return ", ".join(q.value for q in Quirk)
 
 
 def parse_quirks(names: Iterable[str]) -> Quirks:

@@ -26,6 +26,7 @@ import typer
 
 from retro_ftms import __version__
 from retro_ftms.edge.signals import signals_blocked
+from simulator.quirk_fields import known_quirks  # the quirk profiles' names; imports nothing heavy
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -112,7 +113,11 @@ FaultOption = Annotated[
 ]
 QuirkOption = Annotated[
     list[str] | None,
-    typer.Option("--quirk", metavar="NAME", help="Give the simulated treadmill a real machine's quirk."),
+    typer.Option(
+        "--quirk",
+        metavar="NAME",
+        help=f"Give the simulated treadmill a real machine's quirk (repeatable): {known_quirks()}.",
+    ),
 ]
 
 
