@@ -64,6 +64,8 @@ DISCONNECT_TIMEOUT_S: Final = 1.0  # wall seconds for a clean disconnect (the li
 # process): the simulator puts a virtual controller for it on its own link. Any other transport leads
 # to a real controller (a USB dongle, a serial HCI board) that the simulator's host drives.
 _PEER_HOST_SCHEMES: Final = frozenset({"tcp-server", "ws-server", "pty"})
+# The `reserved-training-status` quirk: Post-Workout and Idle as UREVO E1L sends them (reserved codes).
+_RESERVED_TRAINING: Final = {b"\x00\x0f": b"\x00\x11", b"\x00\x01": b"\x00\x10"}
 
 
 @dataclass(eq=False)
@@ -462,6 +464,9 @@ class SimulatedTreadmill:
                     await device.indicate_subscriber(link.connection, characteristic, out.payload)
                 except TimeoutError:
                     _LOGGER.warning("client %s never confirmed an indication", link.connection.peer_address)
+            elif out.channel is Channel.TRAINING_STATUS and self.settings.quirks.reserved_training_status:
+                payload = _RESERVED_TRAINING.get(out.payload, b"\x01" + out.payload[1:])
+                await device.notify_subscriber(link.connection, characteristic, payload)
             elif out.channel is Channel.MACHINE_STATUS:
                 padded = out.payload.ljust(self.settings.quirks.status_padded_to, b"\x00")
                 await device.notify_subscriber(link.connection, characteristic, padded)

@@ -24,6 +24,7 @@ class Quirk(enum.StrEnum):
     NO_SERVICE_DATA = "no-service-data"
     NO_CONTROL_POINT = "no-control-point"
     STATUS_PADDING = "status-padding"
+    RESERVED_TRAINING_STATUS = "reserved-training-status"
 
 
 def known_quirks() -> str:
@@ -59,6 +60,9 @@ class Quirks:
     # Machine Status notifications padded with zeros to this many bytes (CITYSPORTS CS-WP8, UREVO E1L
     # send `04 00 00`, `02 01 00`); 0: as the spec says.
     status_padded_to: int = 0
+    # Training Status Post-Workout sent as the reserved 0x11 and Idle as 0x10, string flag set without a
+    # string (UREVO E1L, CITYSPORTS, FS-6041F1: `00 11`, `01 01`).
+    reserved_training_status: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.incline_report_factor <= 100:

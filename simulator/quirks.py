@@ -117,6 +117,11 @@ PROFILES: Final[Mapping[Quirk, QuirkProfile]] = MappingProxyType(
                 "Machine Status padded with zeros to 3 bytes: 04 00 00, 02 01 00 (CITYSPORTS, UREVO)",
                 {"status_padded_to": 3},
             ),
+            QuirkProfile(
+                Quirk.RESERVED_TRAINING_STATUS,
+                "Training Status with reserved codes 0x10/0x11 and an empty flagged string (UREVO, FitShow)",
+                {"reserved_training_status": True},
+            ),
         )
     }
 )

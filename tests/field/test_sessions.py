@@ -29,3 +29,17 @@ async def test_padded_console_stop_is_a_user_stop(tmp_path: Path) -> None:
     assert session.exit_code == 3, session.describe()
     assert session.latch_reason == "user_stop", session.describe()
     assert all(e["reason"] != "bad_data" for e in session.safety)
+
+
+async def test_reserved_training_status_and_padding_end_on_the_safety_key(tmp_path: Path) -> None:
+    session = await harness.run_in(
+        tmp_path,
+        FLAT,
+        "safety-key@20",
+        ui=QuietUI(),
+        quirks=("status-padding", "reserved-training-status", "trailing-bytes"),
+        time_scale=100.0,
+    )
+    assert session.exit_code == 3, session.describe()
+    assert session.latch_reason == "safety_key", session.describe()
+    assert all(e["reason"] != "bad_data" for e in session.safety)

@@ -33,6 +33,7 @@ def test_every_quirk_of_ftms_md_has_a_profile() -> None:
         "no-service-data",
         "no-control-point",
         "status-padding",
+        "reserved-training-status",
     }
 
 
