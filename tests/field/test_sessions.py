@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tests import harness
 from tests.harness import QuietUI
+from tests.session.conftest import belt_stopped_at_end
 
 FLAT = Path(__file__).parent.parent / "quirks" / "data" / "flat.toml"
 
@@ -20,6 +21,8 @@ async def test_padded_status_safety_key_stops_with_the_right_reason(tmp_path: Pa
     assert session.exit_code == 3, session.describe()
     assert session.latch_reason == "safety_key", session.describe()
     assert all(e["reason"] != "bad_data" for e in session.safety)
+    assert all(e["reason"] != "stop_unconfirmed" for e in session.safety), session.describe()
+    assert belt_stopped_at_end(session), session.describe()
 
 
 async def test_padded_console_stop_is_a_user_stop(tmp_path: Path) -> None:
@@ -43,3 +46,5 @@ async def test_reserved_training_status_and_padding_end_on_the_safety_key(tmp_pa
     assert session.exit_code == 3, session.describe()
     assert session.latch_reason == "safety_key", session.describe()
     assert all(e["reason"] != "bad_data" for e in session.safety)
+    assert all(e["reason"] != "stop_unconfirmed" for e in session.safety), session.describe()
+    assert belt_stopped_at_end(session), session.describe()
