@@ -1,0 +1,92 @@
+"""The `--events FILE` file itself: appended not overwritten, 0600, only regular files, failures survived."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Final
+
+import pytest
+from typer.testing import CliRunner
+
+from retro_ftms.clock import Clock
+from retro_ftms.edge.cli import app
+from retro_ftms.edge.event_log import EventLog
+from retro_ftms.errors import ConfigError
+from retro_ftms.events import EventBus, StateEvent
+
+SHORT_PROGRAM: Final = str(Path(__file__).parent / "data" / "short.toml")
+
+
+def run_with_events(events: str) -> tuple[int, str]:
+    args = ["run", "--simulator", "--program", SHORT_PROGRAM, "--yes", "--time-scale", "20"]
+    result = CliRunner().invoke(app, [*args, "--events", events])
+    return result.exit_code, result.output
+
+
+def test_log_is_appended_and_private(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"t":0,"type":"state","state":"connecting"}\n', encoding="utf-8")
+    path.chmod(0o600)
+    bus = EventBus(Clock())
+    with EventLog(path, bus):
+        bus.publish(StateEvent("connecting"))
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [line["state"] for line in lines] == ["connecting", "connecting"]
+    fresh = tmp_path / "new.jsonl"
+    with EventLog(fresh, bus):
+        pass
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+
+
+def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="FIFO"), EventLog(fifo, EventBus(Clock())):
+        pass
+
+
+def test_device_file_is_refused() -> None:
+    with pytest.raises(ConfigError, match="regular file"), EventLog(Path("/dev/null"), EventBus(Clock())):
+        pass
+
+
+def test_unwritable_events_is_exit_2_and_one_line() -> None:
+    code, output = run_with_events("/proc/version")
+    assert code == 2, output
+    assert "--events" in output
+    assert "internal error" not in output
+    assert "step 1/2" not in output  # nothing moved
+
+
+class _FullDisk:
+    """A file whose every write fails as on a full disk."""
+
+    def write(self, text: str) -> int:
+        raise OSError(28, "No space left on device")
+
+    def flush(self) -> None:
+        raise OSError(28, "No space left on device")
+
+    def close(self) -> None:
+        raise OSError(28, "No space left on device")
+
+
+def test_failing_log_is_reported_once_and_dropped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    bus = EventBus(Clock())
+    with EventLog(tmp_path / "events.jsonl", bus) as log:
+        real, log._file = log._file, _FullDisk()  # type: ignore[assignment]
+        assert real is not None
+        real.close()
+        for _ in range(50):
+            bus.publish(StateEvent("running"))
+    assert log.failure is not None
+    assert sum("event log" in record.getMessage() for record in caplog.records) == 1
+
+
+def test_dev_full_is_refused_before_anything_moves() -> None:
+    code, output = run_with_events("/dev/full")
+    assert code == 2, output
+    assert "regular file" in output
