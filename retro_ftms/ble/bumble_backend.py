@@ -43,6 +43,7 @@ from bumble.transport.common import AsyncPipeSink, Transport
 
 from retro_ftms.errors import BluetoothUnavailableError
 from retro_ftms.listeners import Listeners
+from retro_ftms.printable import printable
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -521,7 +522,7 @@ class BumbleBleakClient(BaseBleakClient):
         except BleakError as error:
             _LOGGER.debug("no device name from %s: %s", self.address, error)
             return
-        self._central.names[self.address] = value.decode("utf-8", errors="replace")
+        self._central.names[self.address] = printable(value.decode("utf-8", errors="replace"))
 
     def _on_disconnection(self, reason: int) -> None:
         _LOGGER.debug("disconnected from %s (HCI reason 0x%02x)", self.address, reason)

@@ -28,6 +28,7 @@ from retro_ftms.clock import Clock
 from retro_ftms.codec import FTMS_SERVICE_UUID
 from retro_ftms.errors import BluetoothUnavailableError, ConnectError, LinkLostError
 from retro_ftms.events import EventBus
+from retro_ftms.printable import printable, printable_or_none
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -118,6 +119,11 @@ def _unavailable(error: BleakError) -> bool:
     return isinstance(error, BleakDBusError) and error.dbus_error == DBUS_SERVICE_UNKNOWN
 
 
+def advertised_name(device: BLEDevice, adv: AdvertisementData) -> str | None:
+    """The name a device advertises, cleaned: the device chooses it, so it may hold escape sequences."""
+    return printable_or_none(adv.local_name or device.name)
+
+
 def _scanner_kwargs(central: BumbleCentral | None) -> dict[str, Any]:
     return {} if central is None else {"backend": BumbleBleakScanner, "central": central}
 
@@ -130,7 +136,7 @@ def _as_found(device: BLEDevice, adv: AdvertisementData) -> FoundTreadmill | Non
     service_data = FitnessMachineAdvertisement.from_bytes(payload) if payload is not None else None
     if service_data is not None and service_data.machine_type and not service_data.is_treadmill:
         return None  # a bike or rower: FTMS, but not ours to drive
-    return FoundTreadmill(adv.local_name or device.name, device.address, adv.rssi, service_data, device)
+    return FoundTreadmill(advertised_name(device, adv), device.address, adv.rssi, service_data, device)
 
 
 async def scan_treadmills(
@@ -170,7 +176,7 @@ async def find_treadmill(
     def on_advertisement(device: BLEDevice, adv: AdvertisementData) -> None:
         if match.done():
             return
-        key = device.address if wanted_address else (adv.local_name or device.name)
+        key = device.address if wanted_address else advertised_name(device, adv)
         if key is None or key.lower() != target.lower():
             return
         treadmill = _as_found(device, adv)
@@ -244,7 +250,7 @@ async def connect_ftms(
 def _describe(target: str | BLEDevice | FoundTreadmill) -> str:
     if isinstance(target, str):
         return f"treadmill {target!r}"
-    return f"treadmill {target.name or '?'} ({target.address})"
+    return f"treadmill {printable_or_none(target.name) or '?'} ({target.address})"
 
 
 async def _connect_bleak(
@@ -284,7 +290,7 @@ async def _connect_bleak(
             client = await establish_connection(
                 BleakClient,
                 device,
-                device.name or device.address,
+                printable(device.name or device.address),
                 disconnected_callback=on_disconnect,
                 max_attempts=max_attempts,
             )

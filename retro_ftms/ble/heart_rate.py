@@ -31,11 +31,12 @@ from bleak_retry_connector import establish_connection
 from pycycling.heart_rate_service import HeartRateService
 
 from retro_ftms.ble.bumble_backend import BumbleBleakClient, BumbleBleakScanner, BumbleCentral
-from retro_ftms.ble.connect import bluetooth_errors, is_address
+from retro_ftms.ble.connect import advertised_name, bluetooth_errors, is_address
 from retro_ftms.clock import Clock
 from retro_ftms.errors import ConnectError, RetroFtmsError
 from retro_ftms.events import DataEvent, Event, EventBus, Listener
 from retro_ftms.listeners import Listeners
+from retro_ftms.printable import printable
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ class HeartRateMonitor:
             client = await establish_connection(
                 BleakClient,
                 device,
-                device.name or device.address,
+                printable(device.name or device.address),
                 disconnected_callback=self._on_disconnect,
                 max_attempts=CONNECT_ATTEMPTS,
             )
@@ -260,7 +261,7 @@ async def find_strap(
             if device.address.lower() == target.lower():
                 match.set_result(device)
             return
-        name = adv.local_name or device.name
+        name = advertised_name(device, adv)
         if name is not None and name.lower() == target.lower():
             match.set_result(device)
 

@@ -514,13 +514,14 @@ def scan(
             )
             return EXIT_OK
         from rich.table import Table  # noqa: PLC0415
+        from rich.text import Text  # noqa: PLC0415
 
         table = Table(title="FTMS treadmills")
         for column in ("name", "address", "signal", "advertises"):
             table.add_column(column)
         for treadmill in found:
             table.add_row(
-                treadmill.name or "-",
+                Text(treadmill.name or "-"),  # plain text: a device's name is no rich markup
                 treadmill.address,
                 f"{treadmill.rssi} dBm",
                 _advertised(treadmill.service_data),

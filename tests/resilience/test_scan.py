@@ -1,4 +1,5 @@
-"""`retro-ftms scan` over a Bumble transport: a simulator in another process, and a radio with nothing on it.
+"""`retro-ftms scan` over a Bumble transport: a simulator in another process, a radio with nothing on it, and
+a device whose advertised name carries escape sequences.
 
 (No Bluetooth at all, and a dead transport, are covered in tests/cli.)
 """
@@ -21,8 +22,14 @@ from bumble.link import LocalLink
 from bumble.transport import open_transport
 from typer.testing import CliRunner, Result
 
-from retro_ftms.ble.connect import FitnessMachineAdvertisement
+from retro_ftms.ble.bumble_backend import BumbleCentral
+from retro_ftms.ble.connect import FitnessMachineAdvertisement, FoundTreadmill, scan_treadmills
+from retro_ftms.clock import Clock
+from retro_ftms.edge import app as edge_app
 from retro_ftms.edge.cli import _advertised, app
+from retro_ftms.printable import printable
+from simulator.gatt import SimulatedTreadmill
+from simulator.model import SimulatorSettings
 from tests.conftest import free_port
 
 SCRIPT: Final = Path(sys.executable).parent / "retro-ftms"
@@ -119,3 +126,47 @@ def test_scan_with_nothing_in_range_says_so() -> None:
 )
 def test_what_a_treadmill_advertises_in_words(data: FitnessMachineAdvertisement | None, words: str) -> None:
     assert words in _advertised(data)
+
+
+# A nearby device picks its own name: a screen clear, a markup tag rich would choke on, and a bidi override.
+HOSTILE_NAME: Final = "Evil\x1b[2J\x1b]0;pwned\x07[/x]Tread\u202emill\x9b31m"
+CLEAN_NAME: Final = "Evil[/x]Treadmill"
+
+
+def test_advertised_names_are_shown_clean(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`scan` through the real BLE stack (bleak over Bumble) against a simulator with a hostile name."""
+    seen: list[FoundTreadmill] = []
+
+    async def scan_hostile(transport: str | None, timeout_s: float) -> list[FoundTreadmill]:
+        del transport
+        link = LocalLink()  # type: ignore[no-untyped-call]
+        async with SimulatedTreadmill(Clock(1.0), SimulatorSettings(name=HOSTILE_NAME)) as sim:
+            await sim.serve_on_link(link)
+            async with await BumbleCentral.on_link(link) as central:
+                seen.extend(await scan_treadmills(timeout_s, central=central, limit=1))
+        return seen
+
+    monkeypatch.setattr(edge_app, "scan", scan_hostile)
+    result = scan("tcp-client:127.0.0.1:1", timeout_s=5.0)
+    assert result.exit_code == 0, result.output
+    assert [t.name for t in seen] == [CLEAN_NAME]
+    assert CLEAN_NAME in result.stdout
+    assert not any(c in result.stdout for c in "\x1b\x07\u202e\x9b")
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("RetroSim Treadmill", "RetroSim Treadmill"),
+        ("Lauf\u00dfband \u8dd1\u6b65\u673a", "Lauf\u00dfband \u8dd1\u6b65\u673a"),
+        ("a\x1b[2Jb", "ab"),
+        ("a\x1b[38;5;196mb\x1b[0m", "ab"),
+        ("a\x1b]8;;http://x\x1b\\b", "ab"),
+        ("a\x1bcb", "ab"),
+        ("a\tb\nc\x00d\x7fe\x85f", "abcdef"),
+        ("\u202egnp.exe\u2066x\u2069\u200b", "gnp.exex"),
+        ("\x1b[2J", ""),
+    ],
+)
+def test_printable_strips_control_characters(raw: str, clean: str) -> None:
+    assert printable(raw) == clean
