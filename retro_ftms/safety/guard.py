@@ -1094,7 +1094,7 @@ class SafetyGuard:
         elif change == "down":
             self._rise.target_speed_kmh = kmh
             self._speed_follow.retarget(kmh, now)
-            self._hold(f"the console lowered the target speed to {kmh:g} km/h from {target:g}: holding")
+            self._hold(f"speed lowered at the console: holding at {kmh:g} km/h (was {target:g})")
 
     def _on_target_incline(self, pct: float) -> None:
         if self._finishing:
@@ -1110,7 +1110,7 @@ class SafetyGuard:
             self._rise.target_incline_pct = pct
             current = base if self._incline is None else max(base, self._incline)
             self._incline_follow.retarget(pct, now, current=current)
-            self._hold(f"the console lowered the target incline to {pct:g} % from {base:g}: holding")
+            self._hold(f"incline lowered at the console: holding at {pct:g} % (was {base:g})")
 
     def _hold(self, detail: str) -> None:
         self._rise.holding = True
