@@ -46,7 +46,7 @@ async def test_stop_stops_the_belt(mosquitto_broker: MosquittoBroker, sessions: 
         await see_the_end(ui, recorder, "stopped")
         session = await running.done()
         await recorder.wait_topic(TOPICS.availability, lambda m: m.payload == b"offline")
-    assert session.exit_code == 3, session.describe()
+    assert session.exit_code == 130, session.describe()  # a person\'s stop, not a safety trigger
     assert session.end["reason"] == "mqtt_stop"
     latch = session.index(lambda e: e["type"] == "safety")
     assert session.events[latch]["reason"] == "mqtt_stop"
@@ -86,7 +86,7 @@ async def test_pause_then_resume_refused_by_default(
         "value": "resume",
         "rule": REMOTE_RESUME_DISABLED,
     }
-    assert session.exit_code == 3, session.describe()
+    assert session.exit_code == 130, session.describe()  # a person\'s stop, not a safety trigger
     assert session.end["reason"] == "mqtt_stop"
     pause = session.index(lambda e: e["type"] == "command" and e["op"] == "pause")
     assert motion_after(session, pause) == [], session.describe()
@@ -141,7 +141,7 @@ async def test_resume_while_the_belt_still_slows_down_is_refused(
         await publisher.publish(TOPICS.cmd, b"STOP", qos=1)
         session = await running.done()
     assert payload_json(refused)["op"] == "resume"  # refused by the guard, not by the bridge
-    assert session.exit_code == 3, session.describe()
+    assert session.exit_code == 130, session.describe()  # a person\'s stop, not a safety trigger
     assert session.end["reason"] == "mqtt_stop"
     pause = session.index(lambda e: e["type"] == "command" and e["op"] == "pause")
     assert motion_after(session, pause) == [], session.describe()
@@ -209,7 +209,7 @@ async def test_a_retained_resume_is_never_acted_on(
         session = await running.done()
     ignored_twice = [("mqtt_resume", RETAINED_COMMAND_IGNORED)] * 2
     assert [(r["op"], r["rule"]) for r in refusals(recorder)] == ignored_twice
-    assert session.exit_code == 3, session.describe()
+    assert session.exit_code == 130, session.describe()  # a person\'s stop, not a safety trigger
     assert session.end["reason"] == "mqtt_stop"
     pause = session.index(lambda e: e["type"] == "command" and e["op"] == "pause")
     assert motion_after(session, pause) == [], session.describe()
