@@ -6,7 +6,10 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from bumble.transport.common import TransportSpecError
+
 from retro_ftms.clock import Clock
+from retro_ftms.errors import ConfigError
 from simulator.faults import FaultSpec
 from simulator.gatt import SimulatedTreadmill
 from simulator.model import SimulatorSettings
@@ -20,8 +23,15 @@ async def run_simulator(
     settings: SimulatorSettings,
     clock: Clock,
 ) -> None:
-    """Serve on `transport_spec` (e.g. `tcp-server:127.0.0.1:PORT`, `usb:0`) until cancelled."""
+    """Serve on `transport_spec` (e.g. `tcp-server:127.0.0.1:PORT`, `usb:0`) until cancelled.
+
+    A spec Bumble does not understand is a `ConfigError` (exit 2, one line), not an internal error.
+    """
     async with SimulatedTreadmill(clock, settings, faults) as sim:
-        await sim.serve_on_transport(transport_spec)
+        try:
+            await sim.serve_on_transport(transport_spec)
+        except TransportSpecError as exc:
+            rule = f"not a Bumble transport ({exc}): use tcp-server:HOST:PORT, usb:N or serial:DEVICE"
+            raise ConfigError("--transport", "--transport", transport_spec, rule) from exc
         _LOGGER.info("simulator %r serving on %s at %s", settings.name, transport_spec, sim.address)
         await asyncio.Event().wait()
