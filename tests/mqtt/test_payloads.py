@@ -34,9 +34,28 @@ def test_anything_else_is_rejected(payload: bytes) -> None:
         MqttCommand.parse(payload)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u017ftop",  # long s: "STOP" after Unicode upper-casing
+        "re\u017fume",
+        "\ufb06op",  # the "st" ligature
+        "\u00a0STOP",  # no-break space: Unicode whitespace, not ASCII
+        "PAUSE\u2003",
+        "\uff53\uff54\uff4f\uff50",  # fullwidth letters
+    ],
+)
+def test_only_ascii_spells_a_command(text: str) -> None:
+    with pytest.raises(ValidationError):
+        MqttCommand.parse(text.encode())
+    with pytest.raises(ValidationError):
+        MqttCommand.model_validate({"command": text})
+
+
 def test_describe_payload_is_short_and_printable() -> None:
     assert describe_payload(b"\xffabc") == "\ufffdabc"
     assert describe_payload(b"x" * 100).endswith("...")
+    assert describe_payload(b"\x1b[2Jsto\xe2\x80\xaep\x07") == "stop"  # no escapes into logs
 
 
 def test_event_message_is_the_event_log_object() -> None:

@@ -11,6 +11,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from retro_ftms.events import CoachEvent, EndEvent, Event, RefusedEvent, SafetyEvent, StepEvent, to_record
+from retro_ftms.printable import printable
 from retro_ftms.session.snapshot import SessionSnapshot
 
 # The session events that go out on `<base>/event` (design.md: safety events, step changes, the end;
@@ -22,8 +23,24 @@ AVAILABLE: Final = b"online"
 UNAVAILABLE: Final = b"offline"
 
 
+ASCII_WHITESPACE: Final = b" \t\n\r\x0b\x0c"
+_COMMANDS: Final[dict[bytes, CommandName]] = {b"STOP": "STOP", b"PAUSE": "PAUSE", b"RESUME": "RESUME"}
+
+
+def command_name(payload: bytes) -> CommandName | None:
+    """The command `payload` spells, or None: cheap enough to run on every message of a flood.
+
+    ASCII only (any case, surrounding ASCII whitespace): `bytes.upper` and `bytes.strip` touch nothing but
+    ASCII, so Unicode case folding cannot turn "\u017ftop" (long s) or a ligature into STOP, and a
+    no-break space is not whitespace.
+    """
+    if len(payload) > MAX_COMMAND_BYTES:
+        return None
+    return _COMMANDS.get(payload.strip(ASCII_WHITESPACE).upper())
+
+
 class MqttCommand(BaseModel):
-    """A command from `<base>/cmd`: STOP, PAUSE or RESUME in any case, surrounding whitespace ignored."""
+    """A command from `<base>/cmd`: STOP, PAUSE or RESUME in any ASCII case, ASCII whitespace ignored."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -32,12 +49,13 @@ class MqttCommand(BaseModel):
     @field_validator("command", mode="before")
     @classmethod
     def _normalise(cls, value: Any) -> Any:
-        if isinstance(value, bytes | bytearray):
-            if len(value) > MAX_COMMAND_BYTES:
-                raise ValueError(f"longer than {MAX_COMMAND_BYTES} bytes")
-            value = bytes(value).decode("utf-8")
         if isinstance(value, str):
-            return value.strip().upper()
+            value = value.encode("utf-8", errors="surrogatepass")
+        if isinstance(value, bytes | bytearray):
+            name = command_name(bytes(value))
+            if name is None:
+                raise ValueError("not STOP, PAUSE or RESUME (ASCII letters, any case)")
+            return name
         return value
 
     @classmethod
@@ -47,8 +65,8 @@ class MqttCommand(BaseModel):
 
 
 def describe_payload(payload: bytes) -> str:
-    """A short printable form of a payload for refusal events and logs."""
-    text = payload[:MAX_COMMAND_BYTES].decode("utf-8", errors="replace")
+    """A short printable form of a payload for refusal events and logs (no escape sequences)."""
+    text = printable(payload[:MAX_COMMAND_BYTES].decode("utf-8", errors="replace"))
     return text + ("..." if len(payload) > MAX_COMMAND_BYTES else "")
 
 
