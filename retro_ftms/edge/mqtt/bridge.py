@@ -26,6 +26,7 @@ from aiomqtt.exceptions import MqttConnectError
 from pydantic import ValidationError
 
 from retro_ftms.edge.mqtt.discovery import discovery_config
+from retro_ftms.edge.mqtt.limits import limit_incoming_packets
 from retro_ftms.edge.mqtt.outbox import Outbox
 from retro_ftms.edge.mqtt.payloads import (
     AVAILABLE,
@@ -255,7 +256,7 @@ class MqttBridge:
         config = self._config
         if config.tls and self._tls_context is None:
             self._tls_context = await asyncio.to_thread(make_tls_context, config.ca_file)
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self._host,
             config.port,
             identifier=config.client_id,
@@ -267,6 +268,8 @@ class MqttBridge:
             timeout=self._timing.connect_timeout_s,
             tls_context=self._tls_context if config.tls else None,
         )
+        limit_incoming_packets(client)
+        return client
 
     async def _connection(self) -> None:
         """One connection: connect, then run both pumps until an error or a clean close."""
