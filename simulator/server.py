@@ -163,10 +163,9 @@ class FtmsServer:
         ):
             if enabled:
                 machine |= bit
-        target = TargetSettingFeature.INCLINATION_TARGET
-        if self.quirks.speed_target:
-            target |= TargetSettingFeature.SPEED_TARGET
-        return FitnessMachineFeature(machine, target)
+        return FitnessMachineFeature(
+            machine, TargetSettingFeature.SPEED_TARGET | TargetSettingFeature.INCLINATION_TARGET
+        )
 
     @property
     def speed_range(self) -> SpeedRange:
