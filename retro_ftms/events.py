@@ -164,6 +164,16 @@ class EndEvent(Event):
     reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class LimitsEvent(Event):
+    """The safety limits in force, published once before anything moves: every `[safety]` key's value
+    (`limits`) and the keys the configuration set looser than their defaults (`loosened`)."""
+
+    TYPE: ClassVar[str] = "limits"
+    limits: dict[str, float | int | None]
+    loosened: tuple[str, ...] = ()
+
+
 Listener = Callable[[float, Event], None]
 
 

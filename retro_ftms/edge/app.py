@@ -20,7 +20,7 @@ from retro_ftms.clock import Clock
 from retro_ftms.edge.signals import SUSPEND_REFUSED, Interrupted, raising_stop_signals, session_signals
 from retro_ftms.errors import ConfigError, ProgramError
 from retro_ftms.events import EndEvent, Event, EventBus, StateEvent
-from retro_ftms.safety.limits import EffectiveLimits
+from retro_ftms.safety.limits import EffectiveLimits, limits_event
 
 if TYPE_CHECKING:
     from retro_ftms.ble.connect import FoundTreadmill
@@ -267,6 +267,8 @@ async def _run_guarded(
     segments = expand(program, limits)
     tracker = SnapshotTracker(program.name, len(program.steps), segments[-1].end_s)
     stack.callback(bus.subscribe(tracker.on_event))
+    # Before the guard takes control: the log names every limit in force, and what was loosened.
+    bus.publish(limits_event(config.safety, limits))
     runner: SessionRunner | CoachingSession
     if client.has_control_point:
         guard = await stack.enter_async_context(SafetyGuard(client, limits, config.safety, clock, bus))

@@ -479,7 +479,7 @@ def run(
         hr_strap=hr_strap,
         hr_device=hr_device,
     )
-    ui = TerminalUI(_stdout_console(), assume_yes=yes)
+    ui = TerminalUI(_stdout_console(), assume_yes=yes, loosened=app_config.safety.loosened())
     raise typer.Exit(_run_async(run_session(options, ui)))
 
 

@@ -38,6 +38,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 from retro_ftms.errors import ConfigError
 from retro_ftms.program.model import NOT_SET, Shown, error_value, explain, relevant_errors, toml_error
+from retro_ftms.safety.limits import KEYS as SAFETY_KEYS
 from retro_ftms.safety.limits import SafetyConfig
 
 if TYPE_CHECKING:
@@ -55,24 +56,6 @@ _ENVIRON: Final[ContextVar[Mapping[str, str] | None]] = ContextVar("retro_ftms_c
 _SECRET_KEYS: Final = {"password", "url"}
 _ID_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
-# Why a bound exists, for the error message; any other safety bound is a ceiling of the safety contract.
-_BOUND_REASONS: Final = {
-    ("safety.max_speed_kmh", "less_than_equal"): "the backward-walking ceiling",
-    ("safety.max_incline_pct", "less_than_equal"): "the incline ceiling",
-    ("safety.min_incline_pct", "greater_than_equal"): "the decline floor",
-    ("safety.min_incline_pct", "less_than_equal"): "a minimum incline cannot be above flat",
-    ("safety.first_speed_max_kmh", "less_than_equal"): "the default: a safety rule can only be made stricter",
-    ("safety.speed_rise_max_kmh", "less_than_equal"): "the default: a safety rule can only be made stricter",
-    (
-        "safety.incline_rise_max_pct",
-        "less_than_equal",
-    ): "the default: a safety rule can only be made stricter",
-    ("safety.rise_interval_s", "greater_than_equal"): "the default: a safety rule can only be made stricter",
-    (
-        "safety.rise_separation_s",
-        "greater_than_equal",
-    ): "the default: a safety rule can only be made stricter",
-}
 _BOUND_TYPES: Final = {"less_than_equal", "greater_than_equal", "less_than", "greater_than"}
 
 
@@ -466,10 +449,17 @@ def _config_error(error: ErrorDetails, source: str) -> ConfigError:
     if loc and str(loc[-1]) in _SECRET_KEYS and value is not NOT_SET:
         value = Shown(mask_url(value) if isinstance(value, str) and loc[-1] == "url" else "***")
     rule = explain(error, _known_keys(loc))
-    reason = _BOUND_REASONS.get((where, error["type"]))
-    if reason is None and error["type"] in _BOUND_TYPES and loc and loc[0] == "safety":
-        reason = "a ceiling of the safety contract"
+    reason = _bound_reason(loc, error["type"])
     return ConfigError(source, where, value, f"{rule} ({reason})" if reason else rule)
+
+
+def _bound_reason(loc: tuple[int | str, ...], error_type: str) -> str | None:
+    """Why a `[safety]` bound exists: the key's ceiling (safety.limits.SAFETY_KEYS) or its sanity bound."""
+    key = SAFETY_KEYS.get(str(loc[1])) if len(loc) == 2 and loc[0] == "safety" else None
+    if key is None or error_type not in _BOUND_TYPES:
+        return None
+    ceiling_side = error_type.startswith("less") == (key.looser == "higher")
+    return key.why if ceiling_side else key.bound_why
 
 
 def _known_keys(loc: tuple[int | str, ...]) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ import collections
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Literal, TextIO
@@ -26,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from retro_ftms.edge.keys import KEYS_HELP, detach_terminal, read_keys
-from retro_ftms.edge.preflight import ask_preflight
+from retro_ftms.edge.preflight import ask_preflight, loosened_text
 from retro_ftms.edge.signals import signals_blocked
 from retro_ftms.events import (
     PERSON_STOP_REASONS,
@@ -42,6 +42,7 @@ from retro_ftms.events import (
 )
 
 if TYPE_CHECKING:
+    from retro_ftms.safety.limits import Loosened
     from retro_ftms.session.control import SessionControl
     from retro_ftms.session.runner import SessionResult
     from retro_ftms.session.snapshot import SessionSnapshot, SnapshotTracker
@@ -247,9 +248,14 @@ def render_status(
 
 
 def render_summary(
-    result: SessionResult, snapshot: SessionSnapshot, units: Units, top_speed_kmh: float | None
+    result: SessionResult,
+    snapshot: SessionSnapshot,
+    units: Units,
+    top_speed_kmh: float | None,
+    loosened: Sequence[Loosened] = (),
 ) -> RenderableType:
-    """What the person reads at the end: outcome, why, how long and far, and what the exit code means."""
+    """What the person reads at the end: outcome, why, how long and far, what the exit code means, and
+    the safety keys the configuration set looser than their defaults."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
@@ -264,6 +270,9 @@ def render_summary(
     grid.add_row("Exit code", f"{result.exit_code}: {meaning}" if meaning else str(result.exit_code))
     if result.belt_stopped is not None:
         grid.add_row("Belt", "confirmed stopped" if result.belt_stopped else "NOT confirmed stopped")
+    warning = loosened_text(loosened)
+    if warning is not None:
+        grid.add_row("Limits", Text(warning, style="yellow"))
     parts: list[RenderableType] = [grid]
     if result.reason in PULL_KEY_REASONS and result.belt_stopped is not True:
         parts.append(
@@ -458,7 +467,8 @@ class TerminalUI:
     """`SessionUI` for a person at a terminal: pre-flight questions, live display and keys, the summary.
 
     `key_fd` is the terminal to read keys from (default: stdin); `input_stream` where pre-flight answers
-    are read (default: stdin). Both exist for tests.
+    are read (default: stdin). Both exist for tests. `loosened`: the configuration's safety keys looser
+    than their defaults, named at pre-flight and in the summary.
     """
 
     def __init__(
@@ -468,9 +478,11 @@ class TerminalUI:
         assume_yes: bool = False,
         key_fd: int | None = None,
         input_stream: TextIO | None = None,
+        loosened: Sequence[Loosened] = (),
     ) -> None:
         self.console = console if console is not None else Console()
         self._assume_yes = assume_yes
+        self._loosened = tuple(loosened)
         self._key_fd = key_fd
         self._input_stream = input_stream
         self._display: SessionDisplay | None = None
@@ -479,7 +491,12 @@ class TerminalUI:
 
     def preflight(self, program_title: str, summary: str) -> bool:
         return ask_preflight(
-            self.console, program_title, summary, assume_yes=self._assume_yes, stream=self._input_stream
+            self.console,
+            program_title,
+            summary,
+            assume_yes=self._assume_yes,
+            stream=self._input_stream,
+            loosened=self._loosened,
         )
 
     @contextlib.asynccontextmanager
@@ -520,7 +537,9 @@ class TerminalUI:
 
     def finished(self, result: SessionResult, snapshot: SessionSnapshot) -> None:
         with _surviving_terminal():
-            self.console.print(render_summary(result, snapshot, self._units, self._top_speed_kmh))
+            self.console.print(
+                render_summary(result, snapshot, self._units, self._top_speed_kmh, self._loosened)
+            )
 
 
 @contextlib.contextmanager

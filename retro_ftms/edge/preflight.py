@@ -13,8 +13,8 @@ import os
 import select
 import signal
 import threading
-from collections.abc import Iterator
-from typing import Final, TextIO, cast
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Final, TextIO, cast
 
 from rich.console import Console
 from rich.panel import Panel
@@ -23,6 +23,9 @@ from rich.text import Text
 
 from retro_ftms.edge.keys import KEYS_HELP, detach_terminal, is_terminal, stdin_fd
 from retro_ftms.errors import ConfigError
+
+if TYPE_CHECKING:
+    from retro_ftms.safety.limits import Loosened
 
 QUESTIONS: Final = (
     "Is the safety key's clip attached to your clothing at the hip?",
@@ -36,6 +39,7 @@ NO_ANSWERS: Final = frozenset({"n", "no"})
 POLL_INTERVAL_S: Final = 0.2  # wall seconds: how late a Ctrl-C at a question may be noticed, at worst
 LINE_MAX_BYTES: Final = 4096  # one answer line; a terminal's canonical mode hands over one line per read
 DECLINED_MESSAGE: Final = "Nothing moved: the belt was not started. Run again when you are ready."
+LOOSENED_INTRO: Final = "Your configuration allows more than the defaults"
 NO_TERMINAL_RULE: Final = (
     "the pre-flight safety questions need a terminal to ask on: run in a terminal, or pass --yes once you "
     "have checked them yourself"
@@ -45,6 +49,13 @@ NO_TERMINAL_RULE: Final = (
 def no_terminal_error() -> ConfigError:
     """The exit-2 refusal when stdin is not a terminal and `--yes` was not given."""
     return ConfigError("--yes", "stdin", "not a terminal", NO_TERMINAL_RULE)
+
+
+def loosened_text(loosened: Sequence[Loosened]) -> str | None:
+    """The one line that names every safety key set looser than its default; None when there is none."""
+    if not loosened:
+        return None
+    return f"{LOOSENED_INTRO}: " + "; ".join(item.describe() for item in loosened)
 
 
 @contextlib.contextmanager
@@ -107,13 +118,18 @@ def ask_preflight(
     assume_yes: bool,
     stream: TextIO | None = None,
     interactive: bool | None = None,
+    loosened: Sequence[Loosened] = (),
 ) -> bool:
     """Ask every question; True only when all are answered yes.
 
     `stream` is where answers are read (default: stdin when it is a terminal); `interactive` overrides
     whether there is someone to ask (default: whether there is a stream). Raises `ConfigError` when there
-    is no terminal and no `--yes`.
+    is no terminal and no `--yes`. Safety keys set looser than their defaults (`loosened`) are named
+    first, also when `--yes` skips the questions.
     """
+    warning = loosened_text(loosened)
+    if warning is not None:
+        console.print(Text(warning, style="bold yellow"), soft_wrap=True)
     if assume_yes:
         console.print(Text(f"Pre-flight questions skipped (--yes): {program_title}", style="bold"))
         return True

@@ -16,6 +16,7 @@ from retro_ftms.events import (
     DataEvent,
     EndEvent,
     Event,
+    LimitsEvent,
     SafetyEvent,
     SessionState,
     StateEvent,
@@ -61,6 +62,8 @@ class SessionSnapshot(BaseModel):
     hr_bpm: int | None
     safety_alarm: bool
     safety_reason: str | None
+    # The `[safety]` keys the configuration set looser than their defaults (the `limits` event's).
+    limits_loosened: tuple[str, ...]
 
 
 def _round(value: float | None, decimals: int) -> float | None:
@@ -68,7 +71,7 @@ def _round(value: float | None, decimals: int) -> float | None:
 
 
 class SnapshotTracker:
-    """Keeps a `SessionSnapshot` current from StateEvent, StepEvent, DataEvent, SafetyEvent and EndEvent.
+    """Keeps a `SessionSnapshot` current from State, Step, Data, Safety, Limits and End events.
 
     Subscribe it once: `bus.subscribe(tracker.on_event)`; readers (MQTT, display) share the one tracker.
 
@@ -105,6 +108,7 @@ class SnapshotTracker:
             hr_bpm=None,
             safety_alarm=False,
             safety_reason=None,
+            limits_loosened=(),
         )
 
     @property
@@ -146,6 +150,8 @@ class SnapshotTracker:
             update = {"safety_reason": event.reason}
             if event.action not in NON_LATCHING_ACTIONS and event.reason not in PERSON_REASONS:
                 update["safety_alarm"] = True
+        elif isinstance(event, LimitsEvent):
+            update = {"limits_loosened": tuple(event.loosened)}
         elif isinstance(event, EndEvent):
             self._stop_clock(t)
             update = {}
