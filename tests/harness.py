@@ -35,15 +35,14 @@ import pytest
 from retro_ftms.edge.app import RunOptions, Units, run_session
 from retro_ftms.edge.config import ENV_PREFIX as CONFIG_ENV_PREFIX
 from retro_ftms.events import EventBus
+from retro_ftms.safety.limits import KEYS
 from retro_ftms.session.control import SessionControl
 from retro_ftms.session.runner import SessionResult
 from retro_ftms.session.snapshot import SessionSnapshot, SnapshotTracker
 
 # The time-based triggers at their configurable maxima (see the module docstring).
 TIMING: Final[Mapping[str, float]] = {
-    "data_timeout_s": 10.0,
-    "settle_time_s": 30.0,
-    "stop_confirm_timeout_s": 30.0,
+    name: KEYS[name].ceiling for name in ("data_timeout_s", "settle_time_s", "stop_confirm_timeout_s")
 }
 DEFAULT_TIME_SCALE: Final = 300.0
 SESSION_TIMEOUT_S: Final = 30.0  # wall seconds; a hung session fails cleanly, not at the per-test timeout

@@ -1,6 +1,6 @@
 """The live state of a session as one immutable value, kept current from the event bus.
 
-MQTT publishes it as `<base>/state` (its JSON is exactly design.md's state fields) and the terminal display
+MQTT publishes it as `<base>/state` (its JSON is design.md's state fields and `limits_loosened`); the display
 draws it, so both show the same numbers. The tracker only records: it is an `EventBus` listener that never
 blocks and never raises on a well-formed event.
 """
@@ -39,7 +39,7 @@ INCLINE_DECIMALS: Final = 1  # FTMS incline resolution is 0.1 %
 
 
 class SessionSnapshot(BaseModel):
-    """design.md's MQTT state fields, nothing more (its JSON is the `<base>/state` payload).
+    """design.md's MQTT state fields and `limits_loosened`, nothing more (its JSON is `<base>/state`).
 
     Targets are the current step's targets; `None` means not known yet (before the first step or the
     first Treadmill Data record, or a machine that does not report the value).
@@ -63,7 +63,7 @@ class SessionSnapshot(BaseModel):
     safety_alarm: bool
     safety_reason: str | None
     # The `[safety]` keys the configuration set looser than their defaults (the `limits` event's).
-    limits_loosened: tuple[str, ...]
+    limits_loosened: tuple[str, ...] = ()
 
 
 def _round(value: float | None, decimals: int) -> float | None:
@@ -108,7 +108,6 @@ class SnapshotTracker:
             hr_bpm=None,
             safety_alarm=False,
             safety_reason=None,
-            limits_loosened=(),
         )
 
     @property

@@ -30,6 +30,7 @@ DESIGN_STATE_FIELDS = {
     "hr_bpm",
     "safety_alarm",
     "safety_reason",
+    "limits_loosened",  # issue 9 item 5: the [safety] keys set looser than their defaults
 }
 
 

@@ -108,7 +108,7 @@ async def _guarded_session(
     sim: SimulatedTreadmill, link: LocalLink, clock: Clock, bus: EventBus, window_s: float
 ) -> Any:
     """A guarded first-steps session on `sim` over a reconnecting link, as `run_session` wires it."""
-    config = SafetyConfig(data_timeout_s=10.0, stop_confirm_timeout_s=15.0)
+    config = SafetyConfig(data_timeout_s=5.0, stop_confirm_timeout_s=15.0)
     async with await BumbleCentral.on_link(link) as central:
 
         async def connect(timeout_s: float) -> FtmsClient:

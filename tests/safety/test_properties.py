@@ -51,11 +51,11 @@ def stricter_configs(draw: st.DrawFn) -> SafetyConfig:
         incline_rise_max_pct=draw(st.floats(0.1, 1.0)),
         rise_interval_s=draw(st.floats(15.0, 40.0)),
         rise_separation_s=draw(st.floats(30.0, 60.0)),
-        data_timeout_s=draw(st.floats(1.0, 10.0)),
+        data_timeout_s=draw(st.floats(1.0, 5.0)),
         settle_time_s=draw(st.floats(2.0, 30.0)),
-        stop_confirm_timeout_s=draw(st.floats(2.0, 30.0)),
+        stop_confirm_timeout_s=draw(st.floats(2.0, 20.0)),
         max_pause_s=draw(st.floats(10.0, 600.0)),
-        bad_data_tolerance=draw(st.integers(0, 10)),
+        bad_data_tolerance=draw(st.integers(0, 5)),
         max_heart_rate_bpm=draw(st.none() | st.integers(60, 220)),
     )
 

@@ -24,7 +24,7 @@ from simulator.gatt import SimulatedTreadmill
 FIRST_SPEED_KMH: Final = 1.6
 # The loosest timeouts the configuration allows: on a real clock a busy test machine must not look like
 # a silent treadmill.
-CONFIG: Final = SafetyConfig(data_timeout_s=10.0, stop_confirm_timeout_s=30.0)
+CONFIG: Final = SafetyConfig(data_timeout_s=5.0, stop_confirm_timeout_s=20.0)  # the ceilings
 
 
 def limits_for(client: FtmsClient, config: SafetyConfig) -> EffectiveLimits:

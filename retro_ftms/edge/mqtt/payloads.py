@@ -1,6 +1,6 @@
 """The JSON and text payloads of the MQTT topics, as pydantic models.
 
-`<base>/state` is a `SessionSnapshot` (exactly design.md's state fields); `<base>/event` is an
+`<base>/state` is a `SessionSnapshot` (design.md's state fields and `limits_loosened`); `<base>/event` is an
 `EventMessage` (the event log's object for the same event); `<base>/cmd` is parsed into an `MqttCommand`.
 """
 
