@@ -174,6 +174,7 @@ async def test_online_discovery_state_events_and_offline(mosquitto_broker: Mosqu
                 "hr_bpm": None,
                 "safety_alarm": False,
                 "safety_reason": None,
+                "limits_loosened": [],
             }
 
             rig.bus.publish(SafetyEvent("safety_key", "stop", "key pulled"))
