@@ -56,9 +56,9 @@ from tests.mqtt.conftest import (  # noqa: F401  (fixtures, re-exported for this
 # Simulated seconds per wall second: the short program (2 simulated minutes) runs in ~2.5 s wall, and the
 # bridge (state at least once a wall second, and on every change) has time to show it.
 TIME_SCALE: Final = 50.0
-# The time-based triggers at their configurable maxima: at this scale the data timeout is 200 ms wall, and
-# a loaded 2-core machine (mosquitto, other test runs) has been seen to stall the event loop for 120 ms.
-# (`tests.harness.TIMING`, written into every session's configuration)
+# The time-based triggers at their configurable maxima (`tests.harness.TIMING`, written into every
+# session's configuration), and never under 250 ms wall (`Clock.watchdog_s`): a loaded 2-core machine
+# (mosquitto, other test runs) has been seen to stall the event loop for 120 ms.
 SESSION_TIMEOUT_S: Final = 20.0  # wall; a session here takes 1-4 s
 HOLD_OPEN_TIMEOUT_S: Final = 10.0
 WAIT_S: Final = 5.0
