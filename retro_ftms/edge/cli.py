@@ -701,12 +701,16 @@ def programs_check(
     """Check a program file against the format and the safety rules.
 
     Prints OK (exit 0) or every problem, naming the step, the value and the rule (exit 2). With --config,
-    against that configuration's (stricter) safety rules.
+    against that configuration's safety rules; a key it sets looser than its default is named.
     """
     from retro_ftms.edge.config import load_config  # noqa: PLC0415
+    from retro_ftms.edge.preflight import loosened_text  # noqa: PLC0415
 
     with _invalid_input_exits():
         safety = load_config(config).safety
+    warning = loosened_text(safety.loosened())
+    if warning is not None:
+        typer.echo(warning)
     program, problems = _problems(file, safety)
     if problems:
         for problem in problems:

@@ -129,3 +129,11 @@ def test_the_questions_come_after_the_loosened_keys() -> None:
     text = out.getvalue()
     warning = f"{LOOSENED_INTRO}: max speed 5.5 km/h (default 4 km/h); data timeout 5 s (default 3 s)"
     assert text.index(warning) < text.index(QUESTIONS[0])
+
+
+def test_programs_check_names_a_loosened_key(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "[safety]\nmax_speed_kmh = 5.5\n")
+    result = CliRunner().invoke(app, ["programs", "check", SHORT_PROGRAM, "--config", config])
+    assert result.exit_code == EXIT_COMPLETED, result.output
+    assert result.stdout.splitlines()[0] == LOOSENED_SPEED
+    assert result.stdout.splitlines()[1].startswith("OK ")
