@@ -454,7 +454,7 @@ def _config_error(error: ErrorDetails, source: str) -> ConfigError:
 
 
 def _bound_reason(loc: tuple[int | str, ...], error_type: str) -> str | None:
-    """Why a `[safety]` bound exists: the key's ceiling (safety.limits.SAFETY_KEYS) or its sanity bound."""
+    """Why a `[safety]` bound exists: the key's ceiling (the table in safety.limits) or its sanity bound."""
     key = SAFETY_KEYS.get(str(loc[1])) if len(loc) == 2 and loc[0] == "safety" else None
     if key is None or error_type not in _BOUND_TYPES:
         return None
