@@ -41,8 +41,39 @@ class Interrupted(SystemExit):
 _Handler = Callable[[int, FrameType | None], object] | int | None
 
 
-def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
+# How soon a stop signal that arrived in the middle of an import is looked at again (wall seconds).
+IMPORT_RETRY_S: Final = 0.05
+
+
+class _Pending:
+    """A stop signal that arrived during an import and still has to end the process."""
+
+    signum: int | None = None
+
+
+def _inside_import(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    if _inside_import(frame):
+        # Raising inside a module's import unwinds through code that libraries guard with their own error
+        # handling (a schema or registry being built): the exit became 1 with their traceback. Look again
+        # once the import is done; nothing moves during start-up, so 50 ms more costs nothing.
+        _Pending.signum = signum
+        signal.setitimer(signal.ITIMER_REAL, IMPORT_RETRY_S)
+        return
+    _Pending.signum = None
     raise Interrupted(signum)
+
+
+def _retry_pending(_signum: int, frame: FrameType | None) -> None:
+    if _Pending.signum is not None:
+        _raise_interrupted(_Pending.signum, frame)
 
 
 def install_early_handlers() -> None:
@@ -54,6 +85,7 @@ def install_early_handlers() -> None:
     for sig in STOP_SIGNALS:
         if sig != signal.SIGINT:
             signal.signal(sig, _raise_interrupted)
+    signal.signal(signal.SIGALRM, _retry_pending)
 
 
 @contextlib.contextmanager
@@ -96,6 +128,10 @@ def session_signals(
             _LOGGER.debug("cannot install a handler for %s here", sig)
             continue
         installed.append((sig, previous))
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    if _Pending.signum is not None:  # it arrived during an import, before the session could hear it
+        _Pending.signum = None
+        loop.call_soon(on_stop)
     try:
         yield
     finally:
