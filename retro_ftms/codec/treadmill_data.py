@@ -1,7 +1,8 @@
 """Treadmill Data (0x2ACD): the record, its More Data fragments and their reassembly.
 
-Fields follow their flag bits in bit order, so fields of unknown RFU bits (13-15) can only come after every
-known field: they are counted as trailing bytes, never guessed at. Pace is read as uint8 at 0.1 km/min
+Fields follow their flag bits in bit order, so fields of RFU bits (13-15) can only come after every known
+field. Bit 13 is read as the vendor step count it is on real walking pads (below); the fields of bits 14-15
+are counted as trailing bytes, never guessed at. Pace is read as uint8 at 0.1 km/min
 (2017 XML, pyftms, qdomyos-zwift), not as the current GSS's uint16 seconds per 500 m (ftms.md §3 ⚠1).
 """
 
@@ -15,7 +16,13 @@ from retro_ftms.errors import CodecError
 
 _LAYOUT: Final = "treadmill data"
 _MORE_DATA: Final = 0x0001
-_KNOWN_FLAGS: Final = 0x1FFF
+# Bits 0-12 are FTMS fields; bit 13 is the vendor step count (see `_VENDOR_STEPS_BIT`).
+_KNOWN_FLAGS: Final = 0x3FFF
+# RFU bit 13 (FTMS 1.0) carries a uint24 LE step count after the spec fields on the CITYSPORTS, UREVO E1L and
+# UREVO SpaceWalk 3S pads (flags 0x2484/0x2584/0x259C, field-captures.md; pyftms models it the same way after
+# hassio-ftms issue 3). Read as a field, its 3 bytes are neither "trailing bytes" (a misleading diagnostic on
+# every record) nor lost; a machine that used bit 13 for something shorter is tolerated as a cut record.
+_VENDOR_STEPS_BIT: Final = 13
 _ELAPSED_BIT: Final = 10
 _FLAGS_SIZE: Final = 2
 
@@ -68,6 +75,7 @@ _GROUPS: Final[tuple[tuple[int, tuple[_Field, ...]], ...]] = (
     (_ELAPSED_BIT, (_Field("elapsed_time_s", "u16"),)),
     (11, (_Field("remaining_time_s", "u16"),)),
     (12, (_Field("force_on_belt_n", "s16", 1, 0x7FFF), _Field("power_output_w", "s16", 1, 0x7FFF))),
+    (_VENDOR_STEPS_BIT, (_Field("vendor_step_count", "u24"),)),
 )
 _FIELD_NAMES: Final = tuple(f.name for _, group in _GROUPS for f in group)
 
@@ -77,7 +85,8 @@ class TreadmillData:
     """One Treadmill Data record (or one fragment of a split record); `None` means absent or not available.
 
     `more_data` is the wire bit: True for a fragment without speed that more fragments complete. When
-    encoding, the bit is set exactly when `speed_kmh` is None. `unknown_flags` (RFU bits seen),
+    encoding, the bit is set exactly when `speed_kmh` is None. `vendor_step_count` is the walking pads'
+    RFU bit 13 field (see `_VENDOR_STEPS_BIT`). `unknown_flags` (RFU bits 14-15 seen),
     `trailing_bytes` (bytes after the known fields) and `cut_fields` are decode-side diagnostics and are
     not encoded.
 
@@ -105,6 +114,7 @@ class TreadmillData:
     remaining_time_s: int | None = None
     force_on_belt_n: int | None = None
     power_output_w: int | None = None
+    vendor_step_count: int | None = None
     more_data: bool = False
     unknown_flags: int = 0
     trailing_bytes: int = 0

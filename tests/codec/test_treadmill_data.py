@@ -94,14 +94,27 @@ def test_assembler_discards_partial_record_on_malformed_fragment() -> None:
     assert assembler.feed(h("00 00 e8 03")) == TreadmillData(speed_kmh=10.0)
 
 
-def test_unknown_rfu_bit_and_its_field_are_counted_not_parsed() -> None:
-    # FITSHOW walking pads set RFU bit 13 ("step count", uint24) after the known fields (ftms.md §3 ⚠3).
+def test_rfu_bit_13_is_read_as_the_vendor_step_count() -> None:
+    # Walking pads set RFU bit 13 for a uint24 step count after the known fields (ftms.md §3 ⚠3,
+    # field-captures.md): a field, not trailing bytes.
     payload = h("84 24 e8 03 d2 04 00 2c 01 c2 01 08 58 02 07 00 00")
     record = TreadmillData.from_bytes(payload)
-    assert record.unknown_flags == 0x2000
-    assert record.trailing_bytes == 3
+    assert record.vendor_step_count == 7
+    assert (record.unknown_flags, record.trailing_bytes, record.cut_fields) == (0, 0, ())
     assert (record.speed_kmh, record.total_distance_m, record.total_energy_kcal) == (10.0, 1234, 300)
     assert record.elapsed_time_s == 600
+    assert bytes(record) == payload
+
+
+def test_unknown_rfu_bits_and_their_fields_are_counted_not_parsed() -> None:
+    record = TreadmillData.from_bytes(h("00 40 e8 03 aa bb"))
+    assert record == TreadmillData(speed_kmh=10.0, unknown_flags=0x4000, trailing_bytes=2)
+
+
+def test_a_short_vendor_step_count_is_a_cut_record() -> None:
+    record = TreadmillData.from_bytes(h("00 20 e8 03 07 00"))
+    assert record.speed_kmh == 10.0
+    assert record.cut_fields == ("vendor_step_count",)
 
 
 def test_trailing_bytes_are_tolerated_and_counted() -> None:
@@ -111,9 +124,9 @@ def test_trailing_bytes_are_tolerated_and_counted() -> None:
 
 def test_assembler_carries_diagnostics_of_every_fragment() -> None:
     assembler = TreadmillDataAssembler()
-    assembler.feed(h("01 20 aa"))
+    assembler.feed(h("01 40 aa"))
     record = assembler.feed(h("00 00 e8 03 bb"))
-    assert record == TreadmillData(speed_kmh=10.0, unknown_flags=0x2000, trailing_bytes=2)
+    assert record == TreadmillData(speed_kmh=10.0, unknown_flags=0x4000, trailing_bytes=2)
 
 
 @pytest.mark.parametrize("payload", ["", "00", "00 00", "00 00 e8"])

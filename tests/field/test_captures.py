@@ -4,6 +4,7 @@ it is, and matches the values its source states."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Final
 
@@ -68,8 +69,12 @@ def test_every_capture_decodes(packet: dict[str, Any]) -> None:
             if key in expected:
                 got = getattr(value, attribute)
                 assert (got or 0) == pytest.approx(expected[key]), (key, got)
-        if "rfu_flags" in expected:
-            assert value.unknown_flags == int(expected["rfu_flags"], 16)
+        if "rfu_flags" in expected:  # RFU bit 13: the walking pads' step count, read as a field
+            assert int(expected["rfu_flags"], 16) == 0x2000
+            assert value.vendor_step_count is not None
+            assert (value.unknown_flags, value.trailing_bytes) == (0, 0)
+        if "steps" in expected:
+            assert value.vendor_step_count == expected["steps"]
     if isinstance(value, MachineStatus) and "unknown_parameters" in expected:
         assert value.extra_bytes == 2
     if isinstance(value, MachineStatus) and "new_target_kmh" in expected:
@@ -115,3 +120,17 @@ def test_padded_status_decodes_with_its_extra_bytes() -> None:
     assert str(status.value) == "2" or status.value == 2
     with pytest.raises(CodecError):
         MachineStatus.from_bytes(bytes.fromhex("05 96"))
+
+
+STEP_NOTE: Final = re.compile(r'"vendor_bit13_step_count_u24": (\d+)')
+STEP_RECORDS: Final = [p for p in CAPTURES if p["char"].endswith("(0x2ACD)") and int(p["hex"][3:5], 16) & 0x20]
+
+
+@pytest.mark.parametrize("packet", STEP_RECORDS, ids=[p["hex"][:17] for p in STEP_RECORDS])
+def test_bit_13_records_carry_the_vendor_step_count(packet: dict[str, Any]) -> None:
+    record = TreadmillData.from_bytes(bytes.fromhex(packet["hex"]))
+    assert record.vendor_step_count is not None
+    assert (record.unknown_flags, record.trailing_bytes, record.cut_fields) == (0, 0, ())
+    noted = STEP_NOTE.search(packet["notes"])
+    if noted is not None:  # the researcher's reading, where the notes give one
+        assert record.vendor_step_count == int(noted.group(1))
