@@ -12,7 +12,6 @@ deadlines on the way out of the process, which are wall seconds because a person
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import math
@@ -63,10 +62,10 @@ from retro_ftms.safety.triggers import (
     INCLINE_ECHO_PCT,
     SPEED_ECHO_KMH,
     BadDataWindow,
+    EchoSpans,
     Follow,
     Trigger,
     cap_trigger,
-    console_change,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -83,7 +82,8 @@ SPIN_UP_MARGIN_S: Final = 5.0
 STOP_RETRY_INTERVAL_S: Final = 1.0
 # Incline above its band in this many records in a row is the console (or the machine) raising it.
 INCLINE_OVERRIDE_RECORDS: Final = 2
-# A Target Changed status this soon after one of our commands with its value is the machine's echo.
+# A Target Changed status this soon after one of our commands (or after the last echo of its ramp), with its
+# value or one on the ramp toward it, is the machine's echo (`EchoSpans`).
 ECHO_WINDOW_S: Final = 5.0
 # Wall seconds for the Stop on the way out and for the final Reset: the person is waiting for the exit.
 EXIT_DEADLINE_S: Final = 3.0
@@ -154,8 +154,8 @@ class SafetyGuard:
             settle_s=config.settle_time_s, tolerance=config.incline_tolerance_pct, lower=False
         )
         self._bad_data = BadDataWindow(config.bad_data_tolerance, config.bad_data_window_s)
-        self._sent_speeds: collections.deque[tuple[float, float]] = collections.deque(maxlen=8)
-        self._sent_inclines: collections.deque[tuple[float, float]] = collections.deque(maxlen=8)
+        self._speed_echoes = EchoSpans(ECHO_WINDOW_S, SPEED_ECHO_KMH)
+        self._incline_echoes = EchoSpans(ECHO_WINDOW_S, INCLINE_ECHO_PCT)
 
         # Session state.
         self._control_requested = False
@@ -481,7 +481,7 @@ class SafetyGuard:
             self._incline_follow.retarget(
                 value, now, current=self._incline if self._incline is not None else base
             )
-            self._sent_inclines.append((now, value))
+            self._incline_echoes.add(now, value, base, self._incline)
             await self._send_motion(request, "set_incline", value)
 
     async def pause(self, source: str) -> None:
@@ -638,7 +638,7 @@ class SafetyGuard:
         if abs(value - target) > VALUE_EPSILON:
             self._rise.target_speed_kmh = value
             self._speed_follow.retarget(value, now)
-        self._sent_speeds.append((now, value))
+        self._speed_echoes.add(now, value, target, self._speed)
 
     async def _send_motion(
         self, request: ControlPointRequest, op: str, value: float | None
@@ -970,6 +970,8 @@ class SafetyGuard:
             self._hr = record.heart_rate_bpm
         if record.incline_pct is not None:
             self._incline = record.incline_pct
+        elif "incline_pct" in record.cut_fields:
+            self._incline = None  # the record ends before its incline: the last one is no longer known
         speed = record.speed_kmh
         if speed is not None:
             self._speed = speed
@@ -1078,15 +1080,17 @@ class SafetyGuard:
             _LOGGER.warning("the belt was started at the console before the session started it")
             self._last_start_s = now
 
-    def _recent(self, sent: collections.deque[tuple[float, float]], now: float) -> list[float]:
-        return [value for t, value in sent if now - t <= ECHO_WINDOW_S]
-
     def _on_target_speed(self, kmh: float) -> None:
-        if self._finishing or (self._paused and kmh < STILL_BELOW_KMH):
+        if self._finishing:
             return
         now = self._clock.now()
         target = self._rise.target_speed_kmh
-        change = console_change(kmh, target, self._recent(self._sent_speeds, now), SPEED_ECHO_KMH)
+        if self._paused and kmh <= target + SPEED_ECHO_KMH:
+            return  # the belt ramping down to the pause (a machine whose status tracks the ramp)
+        spinning_up = self._started and self._rise.first_speed_pending
+        if spinning_up and kmh <= self._first_speed_kmh() + SPEED_ECHO_KMH:
+            return  # the belt spinning up to the machine's own start speed, within the first-speed limit
+        change = self._speed_echoes.classify(kmh, target, now)
         if change == "up":
             self._trip(
                 "console_override", f"the console raised the target speed to {kmh:g} km/h from {target:g}"
@@ -1094,6 +1098,7 @@ class SafetyGuard:
         elif change == "down":
             self._rise.target_speed_kmh = kmh
             self._speed_follow.retarget(kmh, now)
+            self._speed_echoes.add(now, kmh, target, self._speed)  # the ramp down to it echoes too
             self._hold(f"speed lowered at the console: holding at {kmh:g} km/h (was {target:g})")
 
     def _on_target_incline(self, pct: float) -> None:
@@ -1101,7 +1106,7 @@ class SafetyGuard:
             return
         now = self._clock.now()
         base = self._incline_base()
-        change = console_change(pct, base, self._recent(self._sent_inclines, now), INCLINE_ECHO_PCT)
+        change = self._incline_echoes.classify(pct, base, now)
         if change == "up":
             self._trip(
                 "console_override", f"the console raised the target incline to {pct:g} % from {base:g}"
@@ -1110,6 +1115,7 @@ class SafetyGuard:
             self._rise.target_incline_pct = pct
             current = base if self._incline is None else max(base, self._incline)
             self._incline_follow.retarget(pct, now, current=current)
+            self._incline_echoes.add(now, pct, base, self._incline)
             self._hold(f"incline lowered at the console: holding at {pct:g} % (was {base:g})")
 
     def _hold(self, detail: str) -> None:

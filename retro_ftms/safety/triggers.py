@@ -48,13 +48,49 @@ def cap_trigger(record: TreadmillData, limits: EffectiveLimits, config: SafetyCo
     return None
 
 
-def console_change(value: float, target: float, ours: Iterable[float], echo: float) -> ConsoleChange:
-    """Classify a Target Speed/Incline Changed status: an echo of a command of ours, or the console."""
-    if any(abs(value - sent) <= echo for sent in ours):
+def console_change(
+    value: float, target: float, ours: Iterable[tuple[float, float]], echo: float
+) -> ConsoleChange:
+    """Classify a Target Speed/Incline Changed status: an echo of a command of ours (a value within one of
+    the `ours` spans, low to high), or the console raising or lowering the target."""
+    if any(low - echo <= value <= high + echo for low, high in ours):
         return "ours"
     if abs(value - target) <= echo:
         return "ours"
     return "up" if value > target else "down"
+
+
+class EchoSpans:
+    """The values a Target Changed status may carry as the echo of our own commands.
+
+    A tidy machine echoes the target it was sent. Some echo every step of the ramp toward it: the UREVO E1L
+    sends Target Speed Changed about every 0.3 s with the speed along the ramp (field-captures.md). So a
+    command covers every value between where the quantity was (the previous target, the reported value) and
+    the new target, for `window_s` after the command, or after the last echo inside it while a long ramp
+    goes on. A value outside every span is the console's, in either direction.
+    """
+
+    __slots__ = ("_echo", "_spans", "_window_s")
+
+    def __init__(self, window_s: float, echo: float, maxlen: int = 8) -> None:
+        self._window_s = window_s
+        self._echo = echo
+        # (last seen, low, high) per command, newest last.
+        self._spans: collections.deque[list[float]] = collections.deque(maxlen=maxlen)
+
+    def add(self, now_s: float, target: float, *origins: float | None) -> None:
+        """A new target from `now_s`, ramping from any of `origins` (None: unknown, left out)."""
+        ends = [target, *(origin for origin in origins if origin is not None)]
+        self._spans.append([now_s, min(ends), max(ends)])
+
+    def classify(self, value: float, target: float, now_s: float) -> ConsoleChange:
+        """`console_change` against the live spans; an echo inside a span keeps that span live."""
+        live = [span for span in self._spans if now_s - span[0] <= self._window_s]
+        change = console_change(value, target, ((low, high) for _, low, high in live), self._echo)
+        for span in live:
+            if span[1] - self._echo <= value <= span[2] + self._echo:
+                span[0] = now_s
+        return change
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import pytest
 
 from retro_ftms.codec import TreadmillData
 from retro_ftms.safety import EffectiveLimits, SafetyConfig
-from retro_ftms.safety.triggers import BadDataWindow, Follow, cap_trigger, console_change
+from retro_ftms.safety.triggers import BadDataWindow, EchoSpans, Follow, cap_trigger, console_change
 
 CONFIG = SafetyConfig(max_heart_rate_bpm=150)
 LIMITS = EffectiveLimits.from_config(CONFIG)
@@ -37,10 +37,24 @@ def test_no_heart_rate_limit_unless_configured() -> None:
 
 
 def test_console_change() -> None:
-    assert console_change(2.0, 1.6, [2.0], 0.005) == "ours"
+    assert console_change(2.0, 1.6, [(2.0, 2.0)], 0.005) == "ours"
     assert console_change(1.6, 1.6, [], 0.005) == "ours"
-    assert console_change(2.5, 2.0, [1.6], 0.005) == "up"
-    assert console_change(1.0, 2.0, [2.0], 0.005) == "down"
+    assert console_change(2.5, 2.0, [(1.6, 1.6)], 0.005) == "up"
+    assert console_change(1.0, 2.0, [(2.0, 2.0)], 0.005) == "down"
+    assert console_change(0.15, 1.0, [(0.0, 1.0)], 0.005) == "ours"  # a ramp toward our target
+
+
+def test_echo_spans_cover_the_ramp_toward_our_target_only() -> None:
+    # UREVO E1L: Target Speed Changed every 0.3 s along the ramp from 0 toward our 1.0 km/h.
+    spans = EchoSpans(window_s=5.0, echo=0.005)
+    spans.add(0.0, 1.0, 0.0, None)
+    assert [spans.classify(v, 1.0, 0.3 * i) for i, v in enumerate((0.15, 0.45, 0.75, 1.0), 1)] == ["ours"] * 4
+    assert spans.classify(1.3, 1.0, 1.5) == "up"
+    assert spans.classify(0.15, 1.0, 20.0) == "down"  # long after the ramp: the console
+    # A long ramp stays ours while its echoes keep coming.
+    spans.add(30.0, 0.8, 6.0, 6.0)
+    assert [spans.classify(6.0 - i, 0.8, 30.0 + 4.0 * i) for i in range(1, 6)] == ["ours"] * 5
+    assert spans.classify(0.5, 0.8, 51.0) == "down"
 
 
 def test_follow_band_settles_after_a_change() -> None:
