@@ -9,6 +9,10 @@ from typing import Final
 
 MAX_TRAILING_BYTES: Final = 8
 MAX_SPIN_UP_S: Final = 30.0
+# Smallest notification a cut record may be: the flags and the Instantaneous Speed.
+MIN_CUT_BYTES: Final = 4
+MAX_RAMP_GLITCH_KMH: Final = 2.0
+MAX_ECHO_PERIOD_S: Final = 5.0
 
 
 class Quirk(enum.StrEnum):
@@ -25,6 +29,11 @@ class Quirk(enum.StrEnum):
     NO_CONTROL_POINT = "no-control-point"
     STATUS_PADDING = "status-padding"
     RESERVED_TRAINING_STATUS = "reserved-training-status"
+    CUT_AT_20 = "cut-at-20"
+    RAMP_GLITCH = "ramp-glitch"
+    TARGET_ECHO = "target-echo"
+    FLAT_INCLINE_ACCEPTED = "flat-incline-accepted"
+    VENDOR_STEPS = "vendor-steps"
 
 
 def known_quirks() -> str:
@@ -63,6 +72,21 @@ class Quirks:
     # Training Status Post-Workout sent as the reserved 0x11 and Idle as 0x10, string flag set without a
     # string (UREVO E1L, CITYSPORTS, FS-6041F1: `00 11`, `01 01`).
     reserved_training_status: bool = False
+    # Treadmill Data records carry every field the model computes and go out whole in one notification cut
+    # at this many bytes, More Data clear, instead of split (gym treadmills that never raise the ATT MTU);
+    # 0: split as the spec says.
+    records_cut_at: int = 0
+    # The first record of every ramp-down reports the belt this much faster than it is (CITYSPORTS CS-WP8
+    # slowing down: 1.0, 1.0, 1.6, 1.5, 1.3 ... km/h); 0: none.
+    ramp_glitch_kmh: float = 0.0
+    # While the belt ramps, Target Speed Changed with the speed along the ramp every this many seconds
+    # (UREVO E1L: about 0.3 s, `05 d1 00`, `05 c1 00` ... `05 00 00`); 0: only when the target changes.
+    target_echo_s: float = 0.0
+    # Supported Inclination Range reads all zero (no range, increment 0), yet Set Target Inclination is
+    # answered Success and nothing moves (UREVO E1L, a flat pad).
+    flat_incline_range: bool = False
+    # Records set RFU flag bit 13 and carry a uint24 step count after the spec fields (CITYSPORTS, UREVO).
+    vendor_steps: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.incline_report_factor <= 100:
@@ -72,6 +96,16 @@ class Quirks:
         if not 0 <= self.status_padded_to <= MAX_TRAILING_BYTES:
             raise ValueError(
                 f"status padding must be 0-{MAX_TRAILING_BYTES} bytes, not {self.status_padded_to!r}"
+            )
+        if self.records_cut_at and not MIN_CUT_BYTES <= self.records_cut_at <= 512:
+            raise ValueError(f"records must be cut at {MIN_CUT_BYTES}-512 bytes, not {self.records_cut_at}")
+        if not 0 <= self.ramp_glitch_kmh <= MAX_RAMP_GLITCH_KMH:
+            raise ValueError(
+                f"ramp glitch must be 0-{MAX_RAMP_GLITCH_KMH:g} km/h, not {self.ramp_glitch_kmh!r}"
+            )
+        if not 0 <= self.target_echo_s <= MAX_ECHO_PERIOD_S:
+            raise ValueError(
+                f"target echo period must be 0-{MAX_ECHO_PERIOD_S:g} s, not {self.target_echo_s!r}"
             )
         if len(self.trailing_bytes) > MAX_TRAILING_BYTES:
             raise ValueError(f"at most {MAX_TRAILING_BYTES} trailing bytes, not {len(self.trailing_bytes)}")

@@ -35,6 +35,12 @@ KMH_PER_MPH: Final = 1.609344
 BH_INCLINE_FACTOR: Final = 6.25
 # KingSmith walking pads: a Set Target Speed during the first seconds after Start can drop the link.
 KINGSMITH_SPIN_UP_S: Final = 3.0
+# Gym treadmills that never raise the ATT MTU: one notification of at most ATT_MTU 23 - 3 bytes.
+CUT_AT_BYTES: Final = 20
+# CITYSPORTS CS-WP8 slowing down: 1.0, 1.0, 1.6, 1.5 ... km/h (field-captures.json).
+RAMP_GLITCH_KMH: Final = 0.6
+# UREVO E1L: a Target Speed Changed about every 0.3 s while the belt ramps (field-captures.json).
+TARGET_ECHO_S: Final = 0.3
 # A FITSHOW-style vendor counter after the last FTMS field (ftms.md §3 discrepancy 3), without its flag.
 VENDOR_TRAILER: Final = b"\x2a\x00\x00"
 
@@ -121,6 +127,31 @@ PROFILES: Final[Mapping[Quirk, QuirkProfile]] = MappingProxyType(
                 Quirk.RESERVED_TRAINING_STATUS,
                 "Training Status with reserved codes 0x10/0x11 and an empty flagged string (UREVO, FitShow)",
                 {"reserved_training_status": True},
+            ),
+            QuirkProfile(
+                Quirk.CUT_AT_20,
+                f"all fields in one record cut at {CUT_AT_BYTES} bytes, More Data clear (gym treadmills)",
+                {"records_cut_at": CUT_AT_BYTES},
+            ),
+            QuirkProfile(
+                Quirk.RAMP_GLITCH,
+                f"a ramp-down's first record {RAMP_GLITCH_KMH:g} km/h fast: 1.0, 1.6, 1.5 (CITYSPORTS)",
+                {"ramp_glitch_kmh": RAMP_GLITCH_KMH},
+            ),
+            QuirkProfile(
+                Quirk.TARGET_ECHO,
+                f"Target Speed Changed along the ramp every {TARGET_ECHO_S:g} s (UREVO E1L)",
+                {"target_echo_s": TARGET_ECHO_S},
+            ),
+            QuirkProfile(
+                Quirk.FLAT_INCLINE_ACCEPTED,
+                "Supported Inclination Range all zero, Set Target Inclination still Success (UREVO E1L)",
+                {"flat_incline_range": True},
+            ),
+            QuirkProfile(
+                Quirk.VENDOR_STEPS,
+                "RFU flag bit 13 with a uint24 step count after the fields (CITYSPORTS, UREVO)",
+                {"vendor_steps": True},
             ),
         )
     }

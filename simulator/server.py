@@ -33,7 +33,7 @@ from retro_ftms.codec import (
     TreadmillData,
 )
 from simulator.faults import FaultKind, FaultSpec
-from simulator.model import BeltState, ModelSnapshot, SimulatorSettings, TreadmillModel, quantize
+from simulator.model import BeltState, Fields, ModelSnapshot, SimulatorSettings, TreadmillModel, quantize
 from simulator.quirks import KMH_PER_MPH, Quirk, Quirks
 
 _LOGGER = logging.getLogger(__name__)
@@ -44,6 +44,10 @@ _UINT16_MAX: Final = 0xFFFF
 _UINT24_MAX: Final = 0xFF_FFFF
 _ELEVATION_MAX_M: Final = 6553.4  # uint16 at 0.1 m
 _AT_REST_KMH: Final = 1e-9  # belt speed at or below this is at rest (as `TreadmillModel.belt_moving`)
+# The belt ramps while its speed is further than this from where the motor drives it (0.01 km/h wire step).
+_RAMPING_KMH: Final = 0.005
+# Metres per step of the vendor step counter (`vendor-steps`): CITYSPORTS CS-WP8, 47 m in 86 steps.
+STEP_LENGTH_M: Final = 0.55
 _SUPPORTED_OPS: Final = frozenset(
     {
         OpCode.REQUEST_CONTROL,
@@ -144,6 +148,8 @@ class FtmsServer:
         # A record saying "at rest" is owed: from a Start on, and after any record sent in motion.
         self._rest_record_pending = False
         self._motion_unreported = False  # the belt was told to run and has not been seen at rest since
+        self._glitch_armed = False  # the belt was told to slow down: its next record glitches (`ramp-glitch`)
+        self._echo_due_t: float | None = None  # the next Target Speed Changed along a ramp (`target-echo`)
 
     # -- readable values ----------------------------------------------------------------------------------
 
@@ -175,6 +181,8 @@ class FtmsServer:
     @property
     def inclination_range(self) -> InclinationRange:
         s = self.settings
+        if self.quirks.flat_incline_range:
+            return InclinationRange(0.0, 0.0, 0.0)
         return InclinationRange(s.incline_min_pct, s.incline_max_pct, s.incline_step_pct)
 
     @property
@@ -272,6 +280,9 @@ class FtmsServer:
             if len(parameter) != 2:
                 return ResultCode.INVALID_PARAMETER, []
             pct = int.from_bytes(parameter, "little", signed=True) / 10
+            if self.quirks.flat_incline_range:
+                self._emit("quirk", {"quirk": str(Quirk.FLAT_INCLINE_ACCEPTED), "action": "incline_ignored"})
+                return ResultCode.SUCCESS, []  # a flat pad: "Success", and nothing moves
             if not self.settings.incline_in_range(pct):
                 return ResultCode.INVALID_PARAMETER, []
             return ResultCode.SUCCESS, self._set_incline(pct)
@@ -336,6 +347,7 @@ class FtmsServer:
         """The clip comes off: the belt stops and will not start until the key is back."""
         self._safety_key_in = False
         self.model.stop()
+        self._arm_glitch()
         return [
             *self._to_all(Channel.MACHINE_STATUS, bytes(MachineStatus.stopped_by_safety_key())),
             *self._set_training(TrainingStatusCode.POST_WORKOUT),
@@ -416,6 +428,8 @@ class FtmsServer:
             times.append(max(record_due, self._silent_until))
         if self._motion_unreported and self.model.belt_goal_kmh() <= 0:
             times.append(self.model.belt_settles_at())
+        if self._echo_due_t is not None:
+            times.append(self._echo_due_t)
         return min(times, default=None)
 
     def poll_data(self) -> list[Outgoing]:
@@ -428,21 +442,55 @@ class FtmsServer:
         if self._motion_unreported and snap.speed_kmh <= _AT_REST_KMH and self.model.belt_goal_kmh() <= 0:
             self._motion_unreported = False
             self._emit("belt_stopped", {})
+        echoes = self._ramp_echo(snap)
         due = self._record_due_at(now)
         if due is None or max(due, self._silent_until) > now:
-            return []
+            return echoes
         # Keep a steady one-second grid unless the loop fell a whole interval behind.
         self._last_data_t = due if now - due < self.settings.notify_interval_s else now
-        record = self.record(snap)
+        record = self._ramp_glitch(self.record(snap))
         # Until a record has said "at rest" (speed 0, not running), one more is owed once the belt rests:
         # decided from the record sent, so a belt that rests just after this sample still gets its zero.
         self._rest_record_pending = snap.state is BeltState.RUNNING or record.speed_kmh != 0.0
-        return self._data_out(record)
+        return [*echoes, *self._data_out(record)]
+
+    def _ramp_echo(self, snap: ModelSnapshot) -> list[Outgoing]:
+        """`target-echo`: while the belt ramps, Target Speed Changed with its speed every period."""
+        period = self.quirks.target_echo_s
+        if period <= 0 or abs(snap.speed_kmh - self.model.belt_goal_kmh()) <= _RAMPING_KMH:
+            self._echo_due_t = None
+            return []
+        if self._echo_due_t is None:  # a ramp begins: its first echo one period later
+            self._echo_due_t = snap.t_s + period
+            return []
+        if snap.t_s < self._echo_due_t:
+            return []
+        self._echo_due_t = snap.t_s + period
+        return self._target_speed_status(round(snap.speed_kmh, 2))
+
+    def _arm_glitch(self) -> None:
+        """A ramp-down begins (a lower target, a stop, a pause): `ramp-glitch` shows in its next record."""
+        speed = self.model.speed_kmh
+        self._glitch_armed = speed > _AT_REST_KMH and self.model.belt_goal_kmh() < speed - _RAMPING_KMH
+
+    def _ramp_glitch(self, record: TreadmillData) -> TreadmillData:
+        """`ramp-glitch`: the first moving record of a ramp-down reports the belt faster than it is."""
+        armed, self._glitch_armed = self._glitch_armed, False
+        glitch = self.quirks.ramp_glitch_kmh
+        if not armed or glitch <= 0 or not record.speed_kmh:
+            return record
+        self._emit("quirk", {"quirk": str(Quirk.RAMP_GLITCH), "action": "glitch"})
+        return dataclasses.replace(record, speed_kmh=round(record.speed_kmh + glitch, 2))
 
     def _data_out(self, record: TreadmillData) -> list[Outgoing]:
-        """One record as notifications for every client, split per client MTU (room left for a trailer)."""
+        """One record as notifications for every client, split per client MTU (room left for a trailer),
+        or whole and cut (`cut-at-20`)."""
         trailer = self.quirks.trailing_bytes
         out: list[Outgoing] = []
+        cut_at = self.quirks.records_cut_at
+        if cut_at:
+            payload = (bytes(record) + trailer)[:cut_at]
+            return [Outgoing(client, Channel.TREADMILL_DATA, payload) for client in self._mtu]
         for client, mtu in self._mtu.items():
             out.extend(
                 Outgoing(client, Channel.TREADMILL_DATA, fragment + trailer)
@@ -477,8 +525,9 @@ class FtmsServer:
         return None
 
     def record(self, snap: ModelSnapshot) -> TreadmillData:
-        """The Treadmill Data record of one snapshot, with the fields the settings enable."""
-        f = self.settings.fields
+        """The Treadmill Data record of one snapshot, with the fields the settings enable (every field for a
+        machine whose records are cut, as the gym treadmills that cut them)."""
+        f = Fields.all() if self.quirks.records_cut_at else self.settings.fields
         incline = snap.incline_pct
         factor = self.quirks.incline_report_factor  # 1 on a tidy machine
         per_minute_kcal = snap.energy_per_minute_kcal
@@ -506,6 +555,9 @@ class FtmsServer:
             heart_rate_bpm=min(0xFF, snap.heart_rate_bpm) if snap.heart_rate_bpm is not None else None,
             metabolic_equivalent=round(snap.metabolic_equivalent, 1) if f.metabolic_equivalent else None,
             elapsed_time_s=min(_UINT16_MAX, int(snap.elapsed_s)) if f.elapsed_time else None,
+            vendor_step_count=(
+                min(_UINT24_MAX, int(snap.distance_m / STEP_LENGTH_M)) if self.quirks.vendor_steps else None
+            ),
         )
 
     # -- internals -------------------------------------------------------------------------------------
@@ -529,13 +581,15 @@ class FtmsServer:
         )
 
     def _set_speed(self, kmh: float) -> list[Outgoing]:
-        """A new target speed (km/h); the status reports it in the machine's own speed unit."""
+        """A new target speed (km/h)."""
         self.model.set_target_speed(kmh)
+        self._arm_glitch()
+        return [*self._target_speed_status(kmh), *self._pre_workout()]
+
+    def _target_speed_status(self, kmh: float) -> list[Outgoing]:
+        """Target Speed Changed to every client, in the machine's own speed unit."""
         shown = kmh / KMH_PER_MPH if self._mph else kmh
-        return [
-            *self._to_all(Channel.MACHINE_STATUS, bytes(MachineStatus.target_speed_changed(shown))),
-            *self._pre_workout(),
-        ]
+        return self._to_all(Channel.MACHINE_STATUS, bytes(MachineStatus.target_speed_changed(shown)))
 
     def _set_incline(self, pct: float) -> list[Outgoing]:
         self.model.set_target_incline(pct)
@@ -559,6 +613,7 @@ class FtmsServer:
 
     def _stop(self) -> list[Outgoing]:
         self.model.stop()
+        self._arm_glitch()
         return [
             *self._to_all(Channel.MACHINE_STATUS, bytes(MachineStatus.stopped_by_user())),
             *self._set_training(TrainingStatusCode.POST_WORKOUT),
@@ -567,6 +622,7 @@ class FtmsServer:
 
     def _pause(self) -> list[Outgoing]:
         self.model.pause()
+        self._arm_glitch()
         return [
             *self._to_all(Channel.MACHINE_STATUS, bytes(MachineStatus.paused_by_user())),
             *self._zero_records(),

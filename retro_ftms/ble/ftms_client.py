@@ -403,6 +403,7 @@ class FtmsClient:
         )
         if self._features is None:
             self._features = self._assumed_features()
+        self._features = self._without_flat_incline(self._features)
         self._heart_rate_range = await self._read(
             find(SUPPORTED_HEART_RATE_RANGE_UUID), HeartRateRange.from_bytes
         )
@@ -435,6 +436,19 @@ class FtmsClient:
             self._speed_range,
             self._incline_range,
         )
+
+    def _without_flat_incline(self, features: FitnessMachineFeature) -> FitnessMachineFeature:
+        """No incline targets on a machine whose Supported Inclination Range is empty (all zero on the UREVO
+        E1L flat pad, which still answers Set Target Inclination with Success): it has no incline to drive.
+        The range itself stays, so the caps hold reported incline at zero; nothing divides by its increment.
+        """
+        incline = self._incline_range
+        if incline is None or incline.maximum_pct > incline.minimum_pct:
+            return features
+        if features.target & TargetSettingFeature.INCLINATION_TARGET:
+            _LOGGER.warning("the treadmill's incline range is empty (%s): treated as no incline", incline)
+        target = features.target & ~TargetSettingFeature.INCLINATION_TARGET
+        return dataclasses.replace(features, target=target)
 
     def _assumed_features(self) -> FitnessMachineFeature:
         """What to assume without a (readable) Feature characteristic.

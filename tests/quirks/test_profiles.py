@@ -34,6 +34,11 @@ def test_every_quirk_of_ftms_md_has_a_profile() -> None:
         "no-control-point",
         "status-padding",
         "reserved-training-status",
+        "cut-at-20",
+        "ramp-glitch",
+        "target-echo",
+        "flat-incline-accepted",
+        "vendor-steps",
     }
 
 
