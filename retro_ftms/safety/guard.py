@@ -481,7 +481,7 @@ class SafetyGuard:
             self._incline_follow.retarget(
                 value, now, current=self._incline if self._incline is not None else base
             )
-            self._incline_echoes.add(now, value, base, self._incline)
+            self._incline_echoes.add(now, value)
             await self._send_motion(request, "set_incline", value)
 
     async def pause(self, source: str) -> None:
@@ -638,7 +638,7 @@ class SafetyGuard:
         if abs(value - target) > VALUE_EPSILON:
             self._rise.target_speed_kmh = value
             self._speed_follow.retarget(value, now)
-        self._speed_echoes.add(now, value, target, self._speed)
+        self._speed_echoes.add(now, value)
 
     async def _send_motion(
         self, request: ControlPointRequest, op: str, value: float | None
@@ -1090,7 +1090,8 @@ class SafetyGuard:
         spinning_up = self._started and self._rise.first_speed_pending
         if spinning_up and kmh <= self._first_speed_kmh() + SPEED_ECHO_KMH:
             return  # the belt spinning up to the machine's own start speed, within the first-speed limit
-        change = self._speed_echoes.classify(kmh, target, now)
+        belt = self._speed if self._speed is not None else 0.0  # no record yet: from standstill
+        change = self._speed_echoes.classify(kmh, target, now, belt)
         if change == "up":
             self._trip(
                 "console_override", f"the console raised the target speed to {kmh:g} km/h from {target:g}"
@@ -1098,7 +1099,7 @@ class SafetyGuard:
         elif change == "down":
             self._rise.target_speed_kmh = kmh
             self._speed_follow.retarget(kmh, now)
-            self._speed_echoes.add(now, kmh, target, self._speed)  # the ramp down to it echoes too
+            self._speed_echoes.add(now, kmh)  # the ramp down to it echoes too
             self._hold(f"speed lowered at the console: holding at {kmh:g} km/h (was {target:g})")
 
     def _on_target_incline(self, pct: float) -> None:
@@ -1106,7 +1107,7 @@ class SafetyGuard:
             return
         now = self._clock.now()
         base = self._incline_base()
-        change = self._incline_echoes.classify(pct, base, now)
+        change = self._incline_echoes.classify(pct, base, now, None)  # no machine echoes an incline ramp
         if change == "up":
             self._trip(
                 "console_override", f"the console raised the target incline to {pct:g} % from {base:g}"
@@ -1115,7 +1116,6 @@ class SafetyGuard:
             self._rise.target_incline_pct = pct
             current = base if self._incline is None else max(base, self._incline)
             self._incline_follow.retarget(pct, now, current=current)
-            self._incline_echoes.add(now, pct, base, self._incline)
             self._hold(f"incline lowered at the console: holding at {pct:g} % (was {base:g})")
 
     def _hold(self, detail: str) -> None:

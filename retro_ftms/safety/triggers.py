@@ -61,36 +61,41 @@ def console_change(
 
 
 class EchoSpans:
-    """The values a Target Changed status may carry as the echo of our own commands.
+    """The values a Target Changed status may carry as the echo of our own targets.
 
     A tidy machine echoes the target it was sent. Some echo every step of the ramp toward it: the UREVO E1L
-    sends Target Speed Changed about every 0.3 s with the speed along the ramp (field-captures.md). So a
-    command covers every value between where the quantity was (the previous target, the reported value) and
-    the new target, for `window_s` after the command, or after the last echo inside it while a long ramp
-    goes on. A value outside every span is the console's, in either direction.
+    sends Target Speed Changed about every 0.3 s with the speed along the ramp (field-captures.md), which is
+    where the belt is, a little ahead of its last record. So for `window_s` after a target was set (or
+    after the last echo of its ramp, while a long ramp goes on), a value between the reported value and
+    that target is ours. A value beyond the target, or behind where the belt already is, is the console's.
     """
 
-    __slots__ = ("_echo", "_spans", "_window_s")
+    __slots__ = ("_echo", "_targets", "_window_s")
 
     def __init__(self, window_s: float, echo: float, maxlen: int = 8) -> None:
         self._window_s = window_s
         self._echo = echo
-        # (last seen, low, high) per command, newest last.
-        self._spans: collections.deque[list[float]] = collections.deque(maxlen=maxlen)
+        # [last seen, target] per target, newest last.
+        self._targets: collections.deque[list[float]] = collections.deque(maxlen=maxlen)
 
-    def add(self, now_s: float, target: float, *origins: float | None) -> None:
-        """A new target from `now_s`, ramping from any of `origins` (None: unknown, left out)."""
-        ends = [target, *(origin for origin in origins if origin is not None)]
-        self._spans.append([now_s, min(ends), max(ends)])
+    def add(self, now_s: float, target: float) -> None:
+        """A target set at `now_s` (a command of ours, or a console lowering the guard adopted)."""
+        self._targets.append([now_s, target])
 
-    def classify(self, value: float, target: float, now_s: float) -> ConsoleChange:
-        """`console_change` against the live spans; an echo inside a span keeps that span live."""
-        live = [span for span in self._spans if now_s - span[0] <= self._window_s]
-        change = console_change(value, target, ((low, high) for _, low, high in live), self._echo)
-        for span in live:
-            if span[1] - self._echo <= value <= span[2] + self._echo:
-                span[0] = now_s
+    def classify(self, value: float, target: float, now_s: float, current: float | None) -> ConsoleChange:
+        """`console_change` against the live ramps from `current` (the reported value, None: unknown) to
+        each recent target; an echo on a ramp keeps that ramp live."""
+        live = [entry for entry in self._targets if now_s - entry[0] <= self._window_s]
+        spans = [_span(entry[1], current) for entry in live]
+        change = console_change(value, target, spans, self._echo)
+        for entry, (low, high) in zip(live, spans, strict=True):
+            if low - self._echo <= value <= high + self._echo:
+                entry[0] = now_s
         return change
+
+
+def _span(target: float, current: float | None) -> tuple[float, float]:
+    return (target, target) if current is None else (min(target, current), max(target, current))
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,14 +47,17 @@ def test_console_change() -> None:
 def test_echo_spans_cover_the_ramp_toward_our_target_only() -> None:
     # UREVO E1L: Target Speed Changed every 0.3 s along the ramp from 0 toward our 1.0 km/h.
     spans = EchoSpans(window_s=5.0, echo=0.005)
-    spans.add(0.0, 1.0, 0.0, None)
-    assert [spans.classify(v, 1.0, 0.3 * i) for i, v in enumerate((0.15, 0.45, 0.75, 1.0), 1)] == ["ours"] * 4
-    assert spans.classify(1.3, 1.0, 1.5) == "up"
-    assert spans.classify(0.15, 1.0, 20.0) == "down"  # long after the ramp: the console
+    spans.add(0.0, 1.0)
+    belt = [0.0, 0.0, 0.0, 0.5]  # records once a second lag behind the echoes
+    echoes = [(0.15, belt[0]), (0.45, belt[1]), (0.75, belt[2]), (1.0, belt[3])]
+    assert [spans.classify(v, 1.0, 0.3 * i, b) for i, (v, b) in enumerate(echoes, 1)] == ["ours"] * 4
+    assert spans.classify(1.3, 1.0, 1.5, 0.9) == "up"
+    assert spans.classify(0.6, 1.0, 1.5, 0.9) == "down"  # behind where the belt already is
+    assert spans.classify(0.15, 1.0, 20.0, 1.0) == "down"  # long after the ramp: the console
     # A long ramp stays ours while its echoes keep coming.
-    spans.add(30.0, 0.8, 6.0, 6.0)
-    assert [spans.classify(6.0 - i, 0.8, 30.0 + 4.0 * i) for i in range(1, 6)] == ["ours"] * 5
-    assert spans.classify(0.5, 0.8, 51.0) == "down"
+    spans.add(30.0, 0.8)
+    assert [spans.classify(6.0 - i, 0.8, 30.0 + 4.0 * i, 6.5 - i) for i in range(1, 6)] == ["ours"] * 5
+    assert spans.classify(0.5, 0.8, 51.0, 1.0) == "down"
 
 
 def test_follow_band_settles_after_a_change() -> None:
