@@ -156,6 +156,7 @@ class SafetyGuard:
         self._bad_data = BadDataWindow(config.bad_data_tolerance, config.bad_data_window_s)
         self._speed_echoes = EchoSpans(ECHO_WINDOW_S, SPEED_ECHO_KMH)
         self._incline_echoes = EchoSpans(ECHO_WINDOW_S, INCLINE_ECHO_PCT)
+        self._echoed_start_s: float | None = None  # the Start/Resume whose ramp `_speed_echoes` knows
 
         # Session state.
         self._control_requested = False
@@ -1090,6 +1091,9 @@ class SafetyGuard:
         spinning_up = self._started and self._rise.first_speed_pending
         if spinning_up and kmh <= self._first_speed_kmh() + SPEED_ECHO_KMH:
             return  # the belt spinning up to the machine's own start speed, within the first-speed limit
+        if self._last_start_s is not None and self._last_start_s != self._echoed_start_s:
+            self._echoed_start_s = self._last_start_s  # a Start/Resume ramps the belt up to our target
+            self._speed_echoes.add(self._last_start_s, target)
         belt = self._speed if self._speed is not None else 0.0  # no record yet: from standstill
         change = self._speed_echoes.classify(kmh, target, now, belt)
         if change == "up":
