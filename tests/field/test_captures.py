@@ -123,7 +123,9 @@ def test_padded_status_decodes_with_its_extra_bytes() -> None:
 
 
 STEP_NOTE: Final = re.compile(r'"vendor_bit13_step_count_u24": (\d+)')
-STEP_RECORDS: Final = [p for p in CAPTURES if p["char"].endswith("(0x2ACD)") and int(p["hex"][3:5], 16) & 0x20]
+STEP_RECORDS: Final = [
+    p for p in CAPTURES if p["char"].endswith("(0x2ACD)") and int(p["hex"][3:5], 16) & 0x20
+]
 
 
 @pytest.mark.parametrize("packet", STEP_RECORDS, ids=[p["hex"][:17] for p in STEP_RECORDS])
