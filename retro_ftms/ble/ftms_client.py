@@ -95,6 +95,9 @@ ATT_PROCEDURE_ALREADY_IN_PROGRESS: Final = 0xFE
 KMH_PER_MPH: Final = 1.609344
 # BH Fitness reports 0-16 % incline as 0-100.0 "%" (the raw sint16 0-1000): 6.25 times the grade.
 BH_INCLINE_FACTOR: Final = 6.25
+# BH Fitness T01 declines: positive raw values in this band (of 0-1000), read as (raw - 500) / 62.5 %.
+BH_DECLINE_RAW: Final = (300.0, 550.0)
+BH_DECLINE_OFFSET_RAW: Final = 500.0
 STILL_BELOW_KMH: Final = 0.01  # FTMS speed resolution: below this the belt stands
 # After a Start the belt counts as steady once this many records in a row show it moving at one speed
 # (within STEADY_KMH of the record before): the motor has spun up and holds its speed.
@@ -156,6 +159,26 @@ def incline_scale_hint(
     return (
         "if the console shows a lower incline, the treadmill may report incline on a 0-1000 scale "
         f"(BH Fitness); {suggestion}"
+    )
+
+
+def bh_decline_hint(reported_pct: float, scale: float = 1.0) -> str | None:
+    """What to tell when a reported incline (already multiplied by `scale`) may be a BH Fitness decline.
+
+    The T01 sends a decline as a positive raw value of its 0-1000 scale: -1, -2, -3 % as 450, 380, 320
+    (duhow/ftms-bridge; (raw - 500) / 62.5 reads them to within 0.2 %). Those raw values are also real
+    inclines of +5.1 to +7.2 % (raw / 62.5), and ftms-bridge tells the two apart only by how the value
+    got there (a jump from flat). A safety cap cannot bet on that, so no `[ble]` setting reads BH declines:
+    such a reading stops the belt, and this names the quirk. None when the raw value is outside the band.
+    """
+    raw = reported_pct / scale * 10
+    if not BH_DECLINE_RAW[0] <= raw <= BH_DECLINE_RAW[1]:
+        return None
+    decline = (raw - BH_DECLINE_OFFSET_RAW) / (BH_INCLINE_FACTOR * 10)
+    return (
+        f"if the console shows a decline (about {decline:.0f} %), this is a BH Fitness treadmill sending "
+        "declines as positive values on its 0-1000 scale, which [ble] incline_report_scale cannot read "
+        "(--quirk incline-1000 in the simulator): level the deck at the console"
     )
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final, NoReturn, Self
 
-from retro_ftms.ble.ftms_client import incline_scale_hint, speed_units_hint
+from retro_ftms.ble.ftms_client import bh_decline_hint, incline_scale_hint, speed_units_hint
 from retro_ftms.ble.link import (
     FtmsLink,
     LinkEvent,
@@ -1010,10 +1010,10 @@ class SafetyGuard:
 
     def _with_incline_hint(self, trigger: Trigger, incline: float) -> Trigger:
         target = self._rise.target_incline_pct
-        if target is None:
-            return trigger
         scale = self._link.quirks.incline_report_scale
-        hint = incline_scale_hint(incline, target, scale, settled=False)
+        hint = None if target is None else incline_scale_hint(incline, target, scale, settled=False)
+        if hint is None:
+            hint = bh_decline_hint(incline, scale)
         return trigger if hint is None else Trigger(trigger.reason, f"{trigger.detail}; {hint}")
 
     def _follow_trigger(self, record: TreadmillData, now: float) -> Trigger | None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from retro_ftms.ble.ftms_client import TreadmillQuirks, incline_scale_hint, speed_units_hint
+from retro_ftms.ble.ftms_client import TreadmillQuirks, bh_decline_hint, incline_scale_hint, speed_units_hint
 from retro_ftms.edge.app import RunOptions, run_session, simulator_settings
 from retro_ftms.edge.config import load_config
 from retro_ftms.errors import ConfigError
@@ -210,3 +210,14 @@ def test_incline_hint_names_the_scale_setting() -> None:
     assert moving is not None
     assert "incline_report_scale = 0.16" in moving
     assert incline_scale_hint(9.0, 1.0, settled=False) is None  # beyond the scale: something else
+
+
+def test_the_bh_decline_hint_covers_the_published_values_only() -> None:
+    for raw, shown in ((450, "-1"), (380, "-2"), (320, "-3")):
+        hint = bh_decline_hint(raw / 10 * 0.16, 0.16)
+        assert hint is not None
+        assert f"about {shown} %" in hint
+        assert "incline_report_scale" in hint
+    assert bh_decline_hint(45.0) is not None  # unscaled: the setting is not even set
+    assert bh_decline_hint(2.88, 0.16) is None  # raw 180: a real 2.9 % incline
+    assert bh_decline_hint(12.0, 0.16) is None  # raw 750

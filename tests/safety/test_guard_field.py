@@ -1,10 +1,17 @@
-"""Target Changed statuses that track the ramp (UREVO E1L, issue 16 v7) are echoes of our own commands; a
-real console change is still caught both ways. A record cut before its incline leaves the incline unknown."""
+"""Real machines' shapes at the guard (field-captures.md): Target Changed statuses that track the ramp
+(UREVO E1L, issue 16 v7) are echoes of our own commands while a real console change is still caught both
+ways; a record cut before its incline leaves the incline unknown; a BH Fitness decline's stop names it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
+
 from retro_ftms.ble.link import TreadmillDataReceived
+from retro_ftms.ble.quirks import TreadmillQuirks
 from retro_ftms.codec import MachineStatus, TreadmillData
+from retro_ftms.safety import SafetyConfig
 from tests.safety.conftest import Rig, reason_of
 from tests.safety.fakes import settle
 
@@ -91,3 +98,23 @@ async def test_a_record_cut_before_its_incline_makes_the_incline_unknown(rig: Ri
         await settle()
         assert guard.reported_incline_pct is None
         assert reason_of(guard) is None
+
+
+@pytest.mark.parametrize(("raw", "shown"), [(450, -1), (380, -2), (320, -3)])
+async def test_a_bh_decline_stops_and_the_stop_names_the_quirk(
+    make_rig: Callable[..., Rig], raw: int, shown: int
+) -> None:
+    """BH Fitness T01 sends -1/-2/-3 % as raw 450/380/320: with `incline_report_scale = 0.16` they read as
+    +7.2/+6.1/+5.1 %, real inclines as well; the cap (3 % here) stops the belt and says what it may be."""
+    rig = make_rig(SafetyConfig(max_incline_pct=3.0))
+    rig.link.quirks = TreadmillQuirks(incline_report_scale=0.16)
+    async with rig.guard() as guard:
+        await rig.running(guard, 1.0)
+        rig.link.data(1.0, round(raw / 10 * 0.16, 2))
+        await settle()
+        assert reason_of(guard) == "overincline"
+        assert guard.latched is not None
+        detail = guard.latched.detail
+        assert f"about {shown} %" in detail
+        assert "BH Fitness" in detail
+        assert "incline_report_scale" in detail
