@@ -1094,7 +1094,10 @@ class SafetyGuard:
         if self._last_start_s is not None and self._last_start_s != self._echoed_start_s:
             self._echoed_start_s = self._last_start_s  # a Start/Resume ramps the belt up to our target
             self._speed_echoes.add(self._last_start_s, target)
-        belt = self._speed if self._speed is not None else 0.0  # no record yet: from standstill
+        # Where the ramp runs from: the reported speed (none yet: standstill), never above what the speed
+        # check allows now, so that a belt running away does not widen what counts as our echo.
+        _, allowed = self._speed_follow.band(now)
+        belt = min(self._speed if self._speed is not None else 0.0, allowed)
         change = self._speed_echoes.classify(kmh, target, now, belt)
         if change == "up":
             self._trip(

@@ -118,3 +118,14 @@ async def test_a_bh_decline_stops_and_the_stop_names_the_quirk(
         assert f"about {shown} %" in detail
         assert "BH Fitness" in detail
         assert "incline_report_scale" in detail
+
+
+async def test_a_belt_running_away_does_not_widen_the_echoes(rig: Rig) -> None:
+    async with rig.guard() as guard:
+        await rig.running(guard, 1.0)
+        await rig.until(20, 1.0)
+        await guard.set_speed(1.2)
+        rig.link.data(3.0)  # the belt runs away (the speed check would see it after settling)
+        rig.link.status(MachineStatus.target_speed_changed(2.8))  # and the console says so at once
+        await settle()
+        assert reason_of(guard) == "console_override"
