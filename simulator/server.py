@@ -154,8 +154,14 @@ class FtmsServer:
     # -- readable values ----------------------------------------------------------------------------------
 
     @property
+    def fields(self) -> Fields:
+        """The Treadmill Data fields sent: the settings', or every field on a machine whose records are cut
+        (as the gym treadmills that cut them)."""
+        return Fields.all() if self.quirks.records_cut_at else self.settings.fields
+
+    @property
     def feature(self) -> FitnessMachineFeature:
-        f = self.settings.fields
+        f = self.fields
         machine = MachineFeature(0)
         for enabled, bit in (
             (f.average_speed, MachineFeature.AVERAGE_SPEED),
@@ -525,9 +531,8 @@ class FtmsServer:
         return None
 
     def record(self, snap: ModelSnapshot) -> TreadmillData:
-        """The Treadmill Data record of one snapshot, with the fields the settings enable (every field for a
-        machine whose records are cut, as the gym treadmills that cut them)."""
-        f = Fields.all() if self.quirks.records_cut_at else self.settings.fields
+        """The Treadmill Data record of one snapshot, with the fields the machine sends (`fields`)."""
+        f = self.fields
         incline = snap.incline_pct
         factor = self.quirks.incline_report_factor  # 1 on a tidy machine
         per_minute_kcal = snap.energy_per_minute_kcal
