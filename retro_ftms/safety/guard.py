@@ -1086,7 +1086,11 @@ class SafetyGuard:
             return
         now = self._clock.now()
         target = self._rise.target_speed_kmh
-        if self._paused and kmh <= target + SPEED_ECHO_KMH:
+        # Where a ramp runs from: the reported speed (none yet: standstill), never above what the speed
+        # check allows now, so that a belt running away does not widen what counts as our echo.
+        _, allowed = self._speed_follow.band(now)
+        belt = min(self._speed if self._speed is not None else 0.0, allowed)
+        if self._paused and kmh <= min(target, belt) + SPEED_ECHO_KMH:
             return  # the belt ramping down to the pause (a machine whose status tracks the ramp)
         spinning_up = self._started and self._rise.first_speed_pending
         if spinning_up and kmh <= self._first_speed_kmh() + SPEED_ECHO_KMH:
@@ -1094,10 +1098,6 @@ class SafetyGuard:
         if self._last_start_s is not None and self._last_start_s != self._echoed_start_s:
             self._echoed_start_s = self._last_start_s  # a Start/Resume ramps the belt up to our target
             self._speed_echoes.add(self._last_start_s, target)
-        # Where the ramp runs from: the reported speed (none yet: standstill), never above what the speed
-        # check allows now, so that a belt running away does not widen what counts as our echo.
-        _, allowed = self._speed_follow.band(now)
-        belt = min(self._speed if self._speed is not None else 0.0, allowed)
         change = self._speed_echoes.classify(kmh, target, now, belt)
         if change == "up":
             self._trip(

@@ -129,3 +129,18 @@ async def test_a_belt_running_away_does_not_widen_the_echoes(rig: Rig) -> None:
         rig.link.status(MachineStatus.target_speed_changed(2.8))  # and the console says so at once
         await settle()
         assert reason_of(guard) == "console_override"
+
+
+async def test_a_console_lowering_during_a_pause_still_holds(rig: Rig) -> None:
+    async with rig.guard() as guard:
+        await rig.running(guard, 1.0)
+        await rig.until(20, 1.0)
+        await guard.pause("terminal")
+        await ramp_echoes(rig, (0.7, 0.4, 0.1, 0.0))  # the ramp down to the pause: ours
+        assert not guard.holding
+        await rig.until(30, 0.0)
+        rig.link.status(MachineStatus.target_speed_changed(0.6))  # the person lowers it on the console
+        await settle()
+        assert guard.holding
+        assert guard.target_speed_kmh == 0.6
+        assert reason_of(guard) is None
