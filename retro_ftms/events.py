@@ -47,6 +47,9 @@ SafetyReason = Literal[
 # A deliberate stop by a person (a key, a signal, an MQTT or panel STOP, a reported pain): exit 130 and
 # "stopped by you", never "stopped by a safety trigger".
 PERSON_STOP_REASONS: Final[frozenset[str]] = frozenset({"user", "signal", "mqtt_stop", "pain"})
+# The `end` reason of a coached session whose belt nobody started within `max_pause_s`: no safety trigger
+# (nothing moved, exit 2), so it is no `SafetyReason`.
+NOT_STARTED: Final = "not_started"
 Outcome = Literal["completed", "stopped", "error"]
 CoachAction = Literal["info", "start", "set_speed", "set_incline", "stop", "pause", "resume"]
 

@@ -29,6 +29,7 @@ from retro_ftms.edge.keys import KEYS_HELP, detach_terminal, read_keys
 from retro_ftms.edge.preflight import ask_preflight, loosened_text
 from retro_ftms.edge.signals import signals_blocked
 from retro_ftms.events import (
+    NOT_STARTED,
     PERSON_STOP_REASONS,
     CoachEvent,
     DataEvent,
@@ -82,11 +83,12 @@ REASON_WORDS: Final[dict[str, str]] = {
     "mqtt_stop": "a STOP command arrived over MQTT",
     "pain": "you reported pain",
     "error": "an internal error",
+    NOT_STARTED: "nobody started the belt on the console",
 }
 EXIT_MEANINGS: Final[dict[int, str]] = {
     0: "the program completed",
     1: "internal error (the belt was stopped first)",
-    2: "bad usage, configuration or program (nothing moved)",
+    2: "nothing moved (bad usage, configuration or program; declined; never started)",
     3: "stopped by a safety trigger",
     4: "could not connect, or Bluetooth is unavailable",
     130: "stopped by you (the belt was stopped first)",
@@ -146,6 +148,8 @@ def outcome_text(outcome: str, reason: str | None) -> Text:
         return Text("completed", style="bold green")
     if outcome == "stopped" and reason in PERSON_STOP_REASONS:
         return Text("stopped by you", style="bold yellow")
+    if outcome == "stopped" and reason == NOT_STARTED:
+        return Text("not started (nothing moved)", style="bold yellow")
     if outcome == "stopped":
         return Text("stopped by a safety trigger", style="bold red")
     return Text(outcome, style="bold red")

@@ -9,7 +9,9 @@ itself; then it asks the person to stop and ends once the belt is seen standing 
 when it is not).
 
 Program time runs while the belt moves: a belt stopped on the console is a pause, which ends the session
-after `max_pause_s`.
+after `max_pause_s`. Before the belt has ever moved the session is waiting for the person to start it: it
+says so, and when nobody has within `max_pause_s` it ends as `not_started` (nothing moved: exit 2, no
+alarm). A belt no record ever showed moving is never called unconfirmed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from retro_ftms.ble.link import (
 from retro_ftms.clock import Clock
 from retro_ftms.codec import MachineStatus, MachineStatusCode
 from retro_ftms.events import (
+    NOT_STARTED,
     PERSON_STOP_REASONS,
     CoachAction,
     CoachEvent,
@@ -77,6 +80,7 @@ INTRO: Final = (
     "anything breaks the safety rules, but it cannot stop the belt itself: keep the safety key clipped on."
 )
 _PERSON_REASONS: Final = PERSON_STOP_REASONS  # exit 130: the person stopped it
+EXIT_NOT_STARTED: Final = 2  # design.md: nothing moved
 _STOPPING_CODES: Final = frozenset(
     {
         MachineStatusCode.STOPPED_OR_PAUSED_BY_USER,
@@ -125,6 +129,8 @@ class CoachingSession:
         self._data_at_s: float | None = None
         self._stop_status_at_s: float | None = None  # the console (or key) last stopped or paused the belt
         self._paused_since_s: float | None = None
+        self._waiting_since_s: float | None = None  # told to start the belt, which has never moved yet
+        self._ever_moved = False  # some record showed the belt moving
         self._link_down = False
         self._requests: asyncio.Queue[_Request] = asyncio.Queue()
         self._wake = asyncio.Event()
@@ -191,6 +197,8 @@ class CoachingSession:
             if self._program_time_s >= self.total_duration_s:
                 break
             self._follow_belt(moving)
+            if self._waited_too_long(now):
+                return self._not_started()
             if self._paused_too_long(now):
                 self._latch(
                     "pause_timeout", "end", f"the belt stood longer than {self._config.max_pause_s:g} s"
@@ -215,6 +223,16 @@ class CoachingSession:
         self._set_state("faulted")
         self._bus.publish(EndEvent("stopped", "stop_unconfirmed"))
         return SessionResult("stopped", "stop_unconfirmed", EXIT_SAFETY_STOP, self._program_time_s, False)
+
+    def _not_started(self) -> SessionResult:
+        """Nobody started the belt: no safety stop, nothing to confirm, nothing moved."""
+        self._coach(
+            "info",
+            f"Nobody started the belt within {self._config.max_pause_s:g} s: the session ends (nothing moved).",
+        )
+        self._set_state("stopped")
+        self._bus.publish(EndEvent("stopped", NOT_STARTED))
+        return SessionResult("stopped", NOT_STARTED, EXIT_NOT_STARTED, self._program_time_s, None)
 
     async def _end_latched(self) -> SessionResult:
         latched = self._latched
@@ -244,7 +262,13 @@ class CoachingSession:
         return True
 
     def _stands(self) -> bool:
-        return not self._link_down and self._watch.speed_kmh is not None and not self._watch.moving
+        """Standing as far as the records show; a belt no record ever showed moving (a watch-only machine
+        is quiet while it stands) is not an unconfirmed stop."""
+        if self._link_down:
+            return False
+        if not self._ever_moved:
+            return True
+        return self._watch.speed_kmh is not None and not self._watch.moving
 
     # --- following the person ----------------------------------------------------------------------------
 
@@ -265,15 +289,19 @@ class CoachingSession:
             self._told_speed = None
             self._pending_rise = None
 
-    def _paused_too_long(self, now: float) -> bool:
-        since = self._paused_since_s
-        if self._state == "ready" and since is None:
-            self._paused_since_s = since = now
+    def _waited_too_long(self, now: float) -> bool:
+        """Told to start the belt, and nobody has within `max_pause_s` (the belt never moved)."""
+        since = self._waiting_since_s
         return (
             since is not None
-            and self._state in ("ready", "paused")
+            and self._state == "ready"
+            and not self._ever_moved
             and now - since > self._config.max_pause_s
         )
+
+    def _paused_too_long(self, now: float) -> bool:
+        since = self._paused_since_s
+        return since is not None and self._state == "paused" and now - since > self._config.max_pause_s
 
     def _check_stale(self, now: float) -> None:
         """No Treadmill Data while the belt moves: nothing is watched any more."""
@@ -327,6 +355,13 @@ class CoachingSession:
         self._told_speed = kmh
         if self._state != "running":
             self._coach("start", f"Start the belt on the console at {kmh:g} km/h.", speed=kmh)
+            if self._state == "ready" and self._waiting_since_s is None:
+                self._waiting_since_s = now
+                self._coach(
+                    "info",
+                    "Waiting for you to start the belt on the console; if it has not started within "
+                    f"{self._config.max_pause_s:g} s, the session ends (nothing moved).",
+                )
         else:
             self._coach(
                 "set_speed", f"{'Raise' if rising else 'Lower'} the speed to {kmh:g} km/h.", speed=kmh
@@ -403,6 +438,7 @@ class CoachingSession:
             if event.record.speed_kmh is not None:
                 self._data_at_s = now
             self._judge(self._watch.on_record(event.record, now))
+            self._ever_moved = self._ever_moved or self._watch.moving
         elif isinstance(event, MachineStatusReceived):
             self._on_status(event.status, now)
         elif isinstance(event, LinkLost):

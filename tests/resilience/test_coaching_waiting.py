@@ -1,0 +1,80 @@
+"""Coaching mode before the belt ever moved (issue 9 item 9): nobody at the console is no safety stop.
+
+A watch-only treadmill (`no-control-point`) sends no Treadmill Data while it stands. A session that waits
+for the person to start the belt says so, and when nobody does within `max_pause_s` it ends as
+`not_started` (exit 2: nothing moved) with no alarm; a stop asked before the belt ever moved ends without
+claiming that the belt may still be moving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Final
+
+from retro_ftms.edge.app import Units
+from retro_ftms.events import NOT_STARTED, CoachEvent, Event, EventBus
+from retro_ftms.session.control import SessionControl
+from retro_ftms.session.snapshot import SnapshotTracker
+from tests import harness
+from tests.resilience.conftest import TIME_SCALE, RecordingUI
+
+EXIT_NOTHING_MOVED: Final = 2
+EXIT_PERSON: Final = 130
+WATCH_ONLY: Final = ("no-control-point",)
+
+
+def alarms(session: harness.SessionRun[RecordingUI]) -> list[str]:
+    return [e["reason"] for e in session.safety]
+
+
+async def test_nobody_starts_the_belt_ends_as_not_started(tmp_path: Path) -> None:
+    session = await harness.run_in(
+        tmp_path, "first-steps", ui=RecordingUI(), quirks=WATCH_ONLY, time_scale=TIME_SCALE
+    )
+
+    log = session.describe()
+    assert session.exit_code == EXIT_NOTHING_MOVED, log
+    assert session.end["outcome"] == "stopped", log
+    assert session.end["reason"] == NOT_STARTED, log
+    assert alarms(session) == [], log  # neither pause_timeout nor stop_unconfirmed
+    coached = [e["message"] for e in session.of_type("coach")]
+    assert any("Waiting for you to start the belt" in m for m in coached), coached
+    assert any("nobody started the belt" in m.lower() for m in coached), coached
+    assert session.result.belt_stopped is not False
+    assert not session.snapshot.safety_alarm
+
+
+class _StopsBeforeStarting(RecordingUI):
+    """The person reads the first instruction and presses s instead of starting the belt."""
+
+    def session_started(
+        self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        del tracker, units
+        return self._stopping(bus, control)
+
+    @contextlib.asynccontextmanager
+    async def _stopping(self, bus: EventBus, control: SessionControl) -> AsyncIterator[None]:
+        def on_event(_t: float, event: Event) -> None:
+            if isinstance(event, CoachEvent) and event.action == "start":
+                control.request_stop("user")
+
+        unsubscribe = bus.subscribe(on_event)
+        try:
+            yield
+        finally:
+            unsubscribe()
+
+
+async def test_a_stop_before_the_belt_ever_moved_is_no_unconfirmed_stop(tmp_path: Path) -> None:
+    session = await harness.run_in(
+        tmp_path, "first-steps", ui=_StopsBeforeStarting(), quirks=WATCH_ONLY, time_scale=TIME_SCALE
+    )
+
+    log = session.describe()
+    assert session.exit_code == EXIT_PERSON, log
+    assert session.end["reason"] == "user", log
+    assert "stop_unconfirmed" not in alarms(session), log
+    assert session.result.belt_stopped is True, log
