@@ -132,6 +132,15 @@ class SafetyEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class HoldEvent(SafetyEvent):
+    """A console decrease the guard respects (`action` `hold`): no more rises this session, so these
+    targets (the guard's, None when never set) are the highest the session will ask for from now on."""
+
+    target_speed_kmh: float | None = None
+    target_incline_pct: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StateEvent(Event):
     TYPE: ClassVar[str] = "state"
     state: SessionState

@@ -36,11 +36,13 @@ from retro_ftms.events import (
     EndEvent,
     Event,
     EventBus,
+    HoldEvent,
     RefusedEvent,
     SafetyEvent,
     StateEvent,
     StepEvent,
 )
+from retro_ftms.session.snapshot import held_at_most
 
 if TYPE_CHECKING:
     from retro_ftms.safety.limits import Loosened
@@ -60,6 +62,8 @@ METRES_PER_MILE: Final = 1609.344
 PULL_KEY_REASONS: Final = frozenset({"link_lost", "stop_unconfirmed"})
 SPEED_UNKNOWN: Final = "unknown (link lost)"
 PULL_KEY_MESSAGE: Final = "THE BELT MAY STILL BE MOVING: pull the safety key now."
+# A `console_override` that is no alarm: the person lowered speed or incline, the session holds there.
+HOLD_WORDS: Final = "lowered at the console: holding there, no more rises"
 # The guard's word for a stop confirmed from fresh data after the link came back.
 STOP_CONFIRMED_ACTION: Final = "stop_confirmed"
 REASON_WORDS: Final[dict[str, str]] = {
@@ -165,18 +169,35 @@ def coach_words(event: CoachEvent, units: Units) -> str:
     return event.message
 
 
-def event_line(event: Event, units: Units, step_count: int) -> Text | None:
-    """The one-line report of a notable event, or None for events that only update the status."""
+def _held_text(program: float, held: float | None, text: Callable[[float | None], str]) -> str:
+    """A step's target, or what the session holds at instead after a console decrease."""
+    target = held_at_most(program, held)
+    return text(target) if target == program else f"held at {text(target)} (program {text(program)})"
+
+
+def event_line(event: Event, units: Units, step_count: int, held: HoldEvent | None = None) -> Text | None:
+    """The one-line report of a notable event, or None for events that only update the status.
+
+    `held`: the console decrease in force, if any; a step's targets then read as the session holds them.
+    """
     if isinstance(event, StepEvent):
+        speed = _held_text(
+            event.target_speed_kmh,
+            None if held is None else held.target_speed_kmh,
+            lambda kmh: format_speed(kmh, units),
+        )
+        incline = _held_text(
+            event.target_incline_pct, None if held is None else held.target_incline_pct, format_incline
+        )
         return Text(
-            f"{_step_label(event.index, step_count, event.name)}: "
-            f"{format_speed(event.target_speed_kmh, units)}, "
-            f"incline {format_incline(event.target_incline_pct)}, "
+            f"{_step_label(event.index, step_count, event.name)}: {speed}, incline {incline}, "
             f"{format_duration(event.duration_s)}",
             style="bold cyan",
         )
     if isinstance(event, CoachEvent):
         return Text(f"coach: {coach_words(event, units)}", style="bold magenta")
+    if isinstance(event, SafetyEvent) and event.action == "hold":
+        return Text(f"safety: {event.detail or HOLD_WORDS} [{event.reason}] -> hold", style="yellow")
     if isinstance(event, SafetyEvent):
         detail = f" ({event.detail})" if event.detail else ""
         style = "yellow" if event.action in {"pause", "hold"} else "bold red"
@@ -209,6 +230,8 @@ def _safety_row(snapshot: SessionSnapshot) -> RenderableType:
         if reason in PULL_KEY_REASONS:
             text.append(f"\n{PULL_KEY_MESSAGE}", style="bold blink white on red")
         return Panel(text, style="bold red", border_style="bold red")
+    if reason == "console_override":  # no alarm: a console decrease the session holds at
+        return Text(f"Safety: {HOLD_WORDS}", style="bold yellow")
     if reason is not None:
         return Text(f"Safety: {reason_words(reason)}", style="bold yellow")
     return Text("Safety: OK", style="green")
@@ -308,7 +331,7 @@ class _Notice:
     loud: bool = False
 
 
-_Item = tuple[float, Event] | _Notice
+_Item = tuple[float, Event, HoldEvent | None] | _Notice
 
 
 class SessionDisplay:
@@ -342,6 +365,7 @@ class SessionDisplay:
         self._step_end_s: float | None = None  # program time at which the current step ends
         self.top_speed_kmh: float | None = None
         self._speed_known = True  # False from a link loss until the next Treadmill Data record
+        self._held: HoldEvent | None = None  # the console decrease the session holds at, if any
 
     async def __aenter__(self) -> SessionDisplay:
         loop = asyncio.get_running_loop()
@@ -386,10 +410,12 @@ class SessionDisplay:
             ):
                 self.top_speed_kmh = event.speed_kmh
             return
+        if isinstance(event, HoldEvent):
+            self._held = event
         if isinstance(event, StepEvent):
             self._step_end_s = self._tracker.snapshot_at(t).elapsed_s + event.duration_s
         if isinstance(event, StepEvent | SafetyEvent | RefusedEvent | StateEvent | EndEvent | CoachEvent):
-            self._pending.append((t, event))
+            self._pending.append((t, event, self._held))
             self._wake.set()
 
     # --- display thread -----------------------------------------------------------------------------
@@ -452,8 +478,8 @@ class SessionDisplay:
                 else:
                     console.print(Text(item.text, style="bold"), soft_wrap=True)
                 continue
-            t, event = item
-            line = event_line(event, self._units, self._tracker.snapshot.step_count)
+            t, event, held = item
+            line = event_line(event, self._units, self._tracker.snapshot.step_count, held)
             if line is not None:
                 console.print(Text(f"[{format_duration(t)}] ", style="dim") + line, soft_wrap=True)
 

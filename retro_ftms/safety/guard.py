@@ -42,7 +42,15 @@ from retro_ftms.codec import (
     TreadmillData,
 )
 from retro_ftms.errors import CodecError, ControlPointError, LinkLostError, RetroFtmsError
-from retro_ftms.events import EventBus, RefusedEvent, SafetyEvent, SafetyReason, SessionState, StateEvent
+from retro_ftms.events import (
+    EventBus,
+    HoldEvent,
+    RefusedEvent,
+    SafetyEvent,
+    SafetyReason,
+    SessionState,
+    StateEvent,
+)
 from retro_ftms.safety.limits import EffectiveLimits, SafetyConfig
 from retro_ftms.safety.rules import (
     SPEED_RESOLUTION_KMH,
@@ -1128,7 +1136,9 @@ class SafetyGuard:
     def _hold(self, detail: str) -> None:
         self._rise.holding = True
         self._notify_changed()
-        self._defer(self._announce_hold, SafetyEvent("console_override", "hold", detail))
+        rise = self._rise
+        held = HoldEvent("console_override", "hold", detail, rise.target_speed_kmh, rise.target_incline_pct)
+        self._defer(self._announce_hold, held)
 
     def _on_malformed(self, event: MalformedData) -> None:
         if not self._watching:

@@ -228,7 +228,8 @@ class CoachingSession:
         """Nobody started the belt: no safety stop, nothing to confirm, nothing moved."""
         self._coach(
             "info",
-            f"Nobody started the belt within {self._config.max_pause_s:g} s: the session ends (nothing moved).",
+            f"Nobody started the belt within {self._config.max_pause_s:g} s: "
+            "the session ends (nothing moved).",
         )
         self._set_state("stopped")
         self._bus.publish(EndEvent("stopped", NOT_STARTED))

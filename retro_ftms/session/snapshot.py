@@ -16,6 +16,7 @@ from retro_ftms.events import (
     DataEvent,
     EndEvent,
     Event,
+    HoldEvent,
     LimitsEvent,
     SafetyEvent,
     SessionState,
@@ -41,8 +42,9 @@ INCLINE_DECIMALS: Final = 1  # FTMS incline resolution is 0.1 %
 class SessionSnapshot(BaseModel):
     """design.md's MQTT state fields and `limits_loosened`, nothing more (its JSON is `<base>/state`).
 
-    Targets are the current step's targets; `None` means not known yet (before the first step or the
-    first Treadmill Data record, or a machine that does not report the value).
+    Targets are the current step's targets, after a console decrease no higher than the guard holds at;
+    `None` means not known yet (before the first step or the first Treadmill Data record, or a machine
+    that does not report the value).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -70,6 +72,13 @@ def _round(value: float | None, decimals: int) -> float | None:
     return None if value is None else round(value, decimals)
 
 
+def held_at_most(target: float | None, held: float | None) -> float | None:
+    """A target as the session holds it after a console decrease (`held`; None: no hold)."""
+    if target is None or held is None:
+        return target
+    return min(target, held)
+
+
 class SnapshotTracker:
     """Keeps a `SessionSnapshot` current from State, Step, Data, Safety, Limits and End events.
 
@@ -92,6 +101,9 @@ class SnapshotTracker:
         self._elapsed_before_s = 0.0  # program time accumulated before the current running stretch
         self._running_since: float | None = None
         self._version = 0
+        # After a console decrease: the targets the guard holds at, above which no step goes any more.
+        self._held_speed_kmh: float | None = None
+        self._held_incline_pct: float | None = None
         self._snapshot = SessionSnapshot(
             state="connecting",
             program=program,
@@ -132,12 +144,8 @@ class SnapshotTracker:
         if isinstance(event, StateEvent):
             update = self._on_state(t, event.state)
         elif isinstance(event, StepEvent):
-            update = {
-                "step_index": event.index,
-                "step_name": event.name,
-                "target_speed_kmh": _round(event.target_speed_kmh, SPEED_DECIMALS),
-                "target_incline_pct": _round(event.target_incline_pct, INCLINE_DECIMALS),
-            }
+            update = {"step_index": event.index, "step_name": event.name}
+            update.update(self._targets(event.target_speed_kmh, event.target_incline_pct))
         elif isinstance(event, DataEvent):
             update = {
                 "speed_kmh": _round(event.speed_kmh, SPEED_DECIMALS),
@@ -147,6 +155,11 @@ class SnapshotTracker:
             }
         elif isinstance(event, SafetyEvent):
             update = {"safety_reason": event.reason}
+            if isinstance(event, HoldEvent):
+                self._held_speed_kmh = event.target_speed_kmh
+                self._held_incline_pct = event.target_incline_pct
+                current = self._snapshot
+                update.update(self._targets(current.target_speed_kmh, current.target_incline_pct))
             if event.action not in NON_LATCHING_ACTIONS and event.reason not in PERSON_REASONS:
                 update["safety_alarm"] = True
         elif isinstance(event, LimitsEvent):
@@ -160,6 +173,13 @@ class SnapshotTracker:
             return
         update.update(self._times(t))
         self._apply(update)
+
+    def _targets(self, speed_kmh: float | None, incline_pct: float | None) -> dict[str, object]:
+        """A step's targets as the session holds them: no higher than a console decrease left them."""
+        return {
+            "target_speed_kmh": _round(held_at_most(speed_kmh, self._held_speed_kmh), SPEED_DECIMALS),
+            "target_incline_pct": _round(held_at_most(incline_pct, self._held_incline_pct), INCLINE_DECIMALS),
+        }
 
     def _on_state(self, t: float, state: SessionState) -> dict[str, object]:
         update: dict[str, object] = {"state": state}
