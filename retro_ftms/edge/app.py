@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, Protocol
@@ -417,9 +417,14 @@ async def scan(transport: str | None, timeout_s: float) -> list[FoundTreadmill]:
 
 
 async def run_simulator_process(
-    transport: str, faults: tuple[str, ...], quirks: tuple[str, ...], time_scale: float
+    transport: str,
+    faults: tuple[str, ...],
+    quirks: tuple[str, ...],
+    time_scale: float,
+    on_serving: Callable[[str], None] | None = None,
 ) -> int:
-    """`retro-ftms simulate`: serve the simulated treadmill on a Bumble transport until interrupted."""
+    """`retro-ftms simulate`: serve the simulated treadmill on a Bumble transport until interrupted;
+    `on_serving(address)` once it does."""
     from simulator.run import run_simulator  # noqa: PLC0415
 
     parsed = parse_faults(faults)
@@ -432,7 +437,7 @@ async def run_simulator_process(
 
     with session_signals(on_signal):
         try:
-            await run_simulator(transport, parsed, settings, Clock(time_scale))
+            await run_simulator(transport, parsed, settings, Clock(time_scale), on_serving)
         except asyncio.CancelledError:
             return 0
     return 0

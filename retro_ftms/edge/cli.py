@@ -578,9 +578,11 @@ def simulate(
 
     from retro_ftms.edge.app import run_simulator_process  # noqa: PLC0415
 
-    typer.echo(f"simulated treadmill on {transport} (Ctrl-C to stop)", err=True)
+    def serving(address: str) -> None:
+        typer.echo(f"simulated treadmill on {transport}, address {address} (Ctrl-C to stop)", err=True)
+
     raise typer.Exit(
-        _run_async(run_simulator_process(transport, tuple(faults), tuple(quirk or []), time_scale))
+        _run_async(run_simulator_process(transport, tuple(faults), tuple(quirk or []), time_scale, serving))
     )
 
 
