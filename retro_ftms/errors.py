@@ -5,6 +5,20 @@ Details live in fields, never in the message text: nothing in the project matche
 
 from __future__ import annotations
 
+from typing import Final
+
+# An error quotes at most this much of a value it names: a 13 MB file must come back as one short line,
+# not echoed whole. Names of places and rules get more room (a path, a list of known names).
+MAX_QUOTE_CHARS: Final = 80
+MAX_NAME_CHARS: Final = 300
+
+
+def excerpt(text: str, limit: int = MAX_QUOTE_CHARS) -> str:
+    """`text`, or its first `limit` characters and how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
+
 
 class RetroFtmsError(Exception):
     """Base of every error this project raises on purpose."""
@@ -27,7 +41,7 @@ class InvalidInputError(RetroFtmsError):
     """A program or configuration breaks a rule; nothing has moved.
 
     `source` is the file (or "--option", or "environment"), `where` the step or key, `value` the offending
-    value and `rule` the rule it breaks, so the message can name all four.
+    value and `rule` the rule it breaks, so the message can name all four (each cut to an excerpt).
     """
 
     def __init__(self, source: str, where: str, value: object, rule: str) -> None:
@@ -35,7 +49,8 @@ class InvalidInputError(RetroFtmsError):
         self.where = where
         self.value = value
         self.rule = rule
-        super().__init__(f"{source}: {where}: {value!r}: {rule}")
+        parts = (excerpt(source, MAX_NAME_CHARS), excerpt(where, MAX_NAME_CHARS), excerpt(repr(value)))
+        super().__init__(f"{parts[0]}: {parts[1]}: {parts[2]}: {excerpt(rule, MAX_NAME_CHARS)}")
 
 
 class ProgramError(InvalidInputError):
