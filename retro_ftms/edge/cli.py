@@ -636,14 +636,19 @@ def programs_show(
     name: Annotated[str, typer.Argument(metavar="NAME|FILE", help="A built-in program's name, or a file.")],
     units: UnitsOption = None,
 ) -> None:
-    """Show a program's steps and where its numbers come from."""
+    """Show a program's steps and where its numbers come from.
+
+    A program that breaks the safety rules is shown, then every problem is named (exit 2).
+    """
     from rich.table import Table  # noqa: PLC0415
     from rich.text import Text  # noqa: PLC0415
 
-    from retro_ftms.program import load_program  # noqa: PLC0415
+    from retro_ftms.edge.config import load_config  # noqa: PLC0415
+    from retro_ftms.program import check_program, load_program  # noqa: PLC0415
 
     with _invalid_input_exits():
         program = load_program(name)
+        safety = load_config(None).safety
     console = _stdout_console()
     console.print(Text(f"{program.title} ({program.name})", style="bold"))
     if program.description:
@@ -671,6 +676,18 @@ def programs_show(
         for source in program.sources:
             console.print(Text(f"- {source}"), soft_wrap=False)
     console.print(Text(f"From {program.source}", style="dim"))
+    _exit_on_problems(name, check_program(program, safety))
+
+
+def _exit_on_problems(target: str, problems: Sequence[InvalidInputError]) -> None:
+    """Name every problem and say the program would not run (exit 2); nothing when there are none."""
+    if not problems:
+        return
+    for problem in problems:
+        typer.echo(str(problem))
+    count = len(problems)
+    typer.echo(f"{target}: {count} problem{'s' if count > 1 else ''}; this program would not run")
+    raise typer.Exit(EXIT_USAGE)
 
 
 def _problems(target: str, safety: SafetyConfig) -> tuple[Program | None, Sequence[InvalidInputError]]:
@@ -714,12 +731,7 @@ def programs_check(
     if warning is not None:
         typer.echo(warning)
     program, problems = _problems(file, safety)
-    if problems:
-        for problem in problems:
-            typer.echo(str(problem))
-        count = len(problems)
-        typer.echo(f"{file}: {count} problem{'s' if count > 1 else ''}; this program would not run")
-        raise typer.Exit(EXIT_USAGE)
+    _exit_on_problems(file, problems)
     assert program is not None
     typer.echo(
         f"OK {file}: {program.title}, {len(program.steps)} steps, {_duration(program.duration_s)}, "

@@ -362,3 +362,15 @@ def test_scan_on_a_dead_transport_is_one_line() -> None:
     result = invoke("scan", "--transport", "tcp-client:127.0.0.1:9", "--timeout", "1")
     assert result.exit_code == 4
     assert "tcp-client:127.0.0.1:9" in one_error_line(result)
+
+
+def test_programs_show_of_a_program_that_breaks_the_rules_is_exit_2() -> None:
+    """Shown (a person may want to read it), then every broken rule named, and exit 2: it would not run."""
+    path = str(DATA / "bad_rules.toml")
+    result = invoke("programs", "show", path)
+    assert result.exit_code == 2, result.output
+    assert "Too quick a start" in result.stdout  # the steps are still shown
+    lines = result.stdout.splitlines()
+    assert any('step 1 "Too quick a start"' in line and "first speed" in line for line in lines)
+    assert any('step 2 "Over the cap"' in line and "speed cap" in line for line in lines)
+    assert "2 problems; this program would not run" in lines[-1]

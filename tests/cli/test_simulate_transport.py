@@ -15,7 +15,7 @@ def test_bogus_transport_is_exit_2() -> None:
 
 
 def test_bogus_transport_never_claims_to_serve() -> None:
-    """"simulated treadmill on ..." is said only once the transport is open."""
+    """ "simulated treadmill on ..." is said only once the transport is open."""
     result = CliRunner().invoke(app, ["simulate", "--transport", "bogus"])
     assert result.exit_code == 2, result.output
     assert "simulated treadmill" not in result.output
