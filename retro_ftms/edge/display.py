@@ -13,6 +13,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -325,10 +326,40 @@ def render_alarm(message: str) -> Panel:
 
 @dataclass(frozen=True, slots=True)
 class _Notice:
-    """A line from the terminal side itself (a key's effect, an alarm)."""
+    """A line from the terminal side itself (a key's effect, an alarm), or a line written to stderr."""
 
     text: str
     loud: bool = False
+    log: bool = False
+
+
+class _StderrToDisplay:
+    """`sys.stderr` while the live panel runs: whole lines (log records, mostly, written by the logging
+    thread) go to the display thread, which prints them above the panel. Only that thread writes to the
+    terminal then, so a log line cannot land between a redraw and the cursor moves that erase it (rich's
+    own redirect prints from the writing thread). Anything else is the real stream's."""
+
+    def __init__(self, display: SessionDisplay, real: TextIO) -> None:
+        self._display = display
+        self._real = real
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self._display.log_line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        """Lines go out whole; a partial one waits for its end (or for the panel to end)."""
+
+    def close_lines(self) -> None:
+        if self._partial:
+            self._display.log_line(self._partial)
+            self._partial = ""
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)
 
 
 _Item = tuple[float, Event, HoldEvent | None] | _Notice
@@ -398,6 +429,11 @@ class SessionDisplay:
         self._pending.append(_Notice(text, loud))
         self._wake.set()
 
+    def log_line(self, text: str) -> None:
+        """Show a line written to stderr above the panel; safe from any thread (never blocks)."""
+        self._pending.append(_Notice(text, log=True))
+        self._wake.set()
+
     # --- event loop side: record and wake, nothing else -------------------------------------------------
 
     def _on_event(self, t: float, event: Event) -> None:
@@ -449,27 +485,40 @@ class SessionDisplay:
             self._wake.clear()
 
     def _run_live(self) -> None:
-        with Live(
-            self._render(),
-            console=self._console,
-            auto_refresh=False,
-            redirect_stdout=True,
-            redirect_stderr=True,
-        ) as live:
-            while True:
-                stopping = self._stopping.is_set()
-                self._write_pending(live.console)
-                live.update(self._render(), refresh=True)
-                if stopping:
-                    return
-                self._wake.wait(self._refresh_interval_s)
-                self._wake.clear()
+        real_stderr = sys.stderr
+        stderr = _StderrToDisplay(self, real_stderr)
+        sys.stderr = stderr  # write and flush here, the rest delegated
+        try:
+            with Live(
+                self._render(),
+                console=self._console,
+                auto_refresh=False,
+                redirect_stdout=True,
+                redirect_stderr=False,
+            ) as live:
+                while True:
+                    stopping = self._stopping.is_set()
+                    if stopping:
+                        stderr.close_lines()
+                    self._write_pending(live.console)
+                    live.update(self._render(), refresh=True)
+                    if stopping:
+                        return
+                    self._wake.wait(self._refresh_interval_s)
+                    self._wake.clear()
+        finally:
+            if sys.stderr is stderr:
+                sys.stderr = real_stderr
+            stderr.close_lines()
+            self._write_pending(self._console)  # lines written while the panel went away
 
     def _write_pending(self, console: Console) -> None:
         while self._pending:
             item = self._pending.popleft()
             if isinstance(item, _Notice):
-                if item.loud:
+                if item.log:
+                    console.print(Text(item.text, style="dim"), soft_wrap=True)
+                elif item.loud:
                     if self._live:
                         console.bell()
                         console.print(render_alarm(item.text))
