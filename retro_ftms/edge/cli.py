@@ -13,6 +13,7 @@ signal handlers are installed here: the entry point (`retro_ftms.__main__`) inst
 from __future__ import annotations
 
 import contextlib
+import copy
 import enum
 import logging
 import logging.handlers
@@ -147,7 +148,7 @@ class _Logging:
         cls.previous_level = root.level
         root.setLevel(level)
         log_queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-        cls.queue_handler = logging.handlers.QueueHandler(log_queue)
+        cls.queue_handler = _TracebackApartQueueHandler(log_queue)
         root.addHandler(cls.queue_handler)
         cls._listen(_formatted(logging.StreamHandler(_StderrProxy()), tracebacks=False))
 
@@ -192,15 +193,45 @@ class _Logging:
             cls.file_handler = None
 
 
+class _TracebackApartQueueHandler(logging.handlers.QueueHandler):
+    """Queues a record with its traceback in `exc_text`, apart from the message: the stock handler merges
+    it into the message, where the terminal could no longer leave it out (`[log] file` keeps it)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record = copy.copy(record)
+        record.message = record.msg = record.getMessage()
+        record.args = None
+        if record.exc_info:
+            record.exc_text = record.exc_text or _TRACEBACK_TEXT.formatException(record.exc_info)
+        record.exc_info = None
+        return record
+
+
+_TRACEBACK_TEXT: Final = logging.Formatter()
+_TRACEBACK_MARK: Final = "Traceback (most recent call last):"
+
+
 class _NoTracebackFormatter(logging.Formatter):
     """One line per record on the terminal: tracebacks (a dropped link, a transport failure) would bury
-    the alarm; they go to `[log] file` and, with -vv, stay out of the way as a one-line summary."""
+    the alarm; they go to `[log] file`, and here only their last line, the exception, is kept."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None}))
+        plain = {**record.__dict__, "exc_info": None, "exc_text": None, "stack_info": None}
+        line = _without_traceback(super().format(logging.makeLogRecord(plain)))
         if record.exc_info and record.exc_info[1] is not None:
             line += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+        elif record.exc_text:
+            line += f" ({_without_traceback(record.exc_text).strip()})"
         return line.replace("\n", " ")
+
+
+def _without_traceback(text: str) -> str:
+    """`text` with a traceback in it (a library may log one as its message) cut to its last line."""
+    head, mark, tail = text.partition(_TRACEBACK_MARK)
+    if not mark:
+        return text
+    lines = [line for line in tail.splitlines() if line.strip()]
+    return head + (lines[-1].strip() if lines else "")
 
 
 def _formatted(handler: logging.Handler, *, tracebacks: bool = True) -> logging.Handler:
