@@ -484,6 +484,9 @@ class HeadlessUI:
     def preflight(self, program_title: str, summary: str) -> bool:
         return True
 
+    def cancel_preflight(self) -> None:
+        """Nothing to cancel: `preflight` answers at once."""
+
     def session_started(
         self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units
     ) -> contextlib.AbstractAsyncContextManager[None]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from retro_ftms.clock import Clock
-from retro_ftms.edge.signals import SUSPEND_REFUSED, Interrupted, raising_stop_signals, session_signals
+from retro_ftms.edge.signals import SUSPEND_REFUSED, Interrupted, session_signals
 from retro_ftms.errors import ConfigError, ProgramError
 from retro_ftms.events import EndEvent, Event, EventBus, StateEvent
 from retro_ftms.safety.limits import EffectiveLimits, limits_event
@@ -74,7 +74,15 @@ class SessionUI(Protocol):
     """What a run asks of the person's terminal (or of a test standing in for it)."""
 
     def preflight(self, program_title: str, summary: str) -> bool:
-        """Ask the pre-flight questions; False when the person declines (nothing has moved)."""
+        """Ask the pre-flight questions; False when the person declines (nothing has moved).
+
+        Called in a worker thread (it may block reading the terminal); the event loop runs on meanwhile.
+        """
+        ...
+
+    def cancel_preflight(self) -> None:
+        """The run ends (a stop signal) while `preflight` is still asking: make it return soon, from any
+        thread; harmless when nothing is being asked."""
         ...
 
     def session_started(
@@ -199,9 +207,7 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
                 )
                 # Connected first (a treadmill that cannot be reached is exit 4, unasked), then asked;
                 # nothing has moved yet.
-                with raising_stop_signals():
-                    answered = ui.preflight(program.title, program.description)
-                if not answered:
+                if not await _ask_preflight(ui, program):
                     bus.publish(EndEvent("stopped", "user"))
                     return EXIT_DECLINED
                 result, tracker = await _run_guarded(
@@ -225,6 +231,16 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
     mqtt.tell(ui)
     ui.finished(result, tracker.snapshot)
     return result.exit_code
+
+
+async def _ask_preflight(ui: SessionUI, program: Program) -> bool:
+    """The questions in a worker thread: the loop keeps the link, its watchdogs and the signal handlers
+    running while the person reads, and a stop signal (which cancels this task) abandons the question."""
+    try:
+        return await asyncio.to_thread(ui.preflight, program.title, program.description)
+    except asyncio.CancelledError:
+        ui.cancel_preflight()
+        raise
 
 
 async def _run_guarded(

@@ -565,6 +565,7 @@ class TerminalUI:
         self._key_fd = key_fd
         self._input_stream = input_stream
         self._display: SessionDisplay | None = None
+        self._preflight_cancelled = threading.Event()
         self._units: Units = "kmh"
         self._top_speed_kmh: float | None = None
 
@@ -576,7 +577,11 @@ class TerminalUI:
             assume_yes=self._assume_yes,
             stream=self._input_stream,
             loosened=self._loosened,
+            cancelled=self._preflight_cancelled,
         )
+
+    def cancel_preflight(self) -> None:
+        self._preflight_cancelled.set()
 
     @contextlib.asynccontextmanager
     async def session_started(

@@ -75,22 +75,30 @@ def _interruptible() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+class PreflightCancelled(Exception):
+    """The run ended while a question was open (a stop signal): nobody waits for the answer any more."""
+
+
 class TerminalLines:
     """Answer lines from a terminal in canonical mode, read so that Ctrl-C is never held up.
 
     A plain `input()` can miss a Ctrl-C that arrives just before it blocks in `read()`: the handler then
-    waits for Enter. Waiting for a line with a short `select` timeout runs pending signal handlers at least
-    every `POLL_INTERVAL_S`. `os.read` on the descriptor (not `sys.stdin`) keeps no buffered input behind
-    for the key reader to miss.
+    waits for Enter. Waiting for a line with a short `select` timeout runs pending signal handlers (on the
+    main thread) or notices `cancelled` (in a worker thread) at least every `POLL_INTERVAL_S`. `os.read` on
+    the descriptor (not `sys.stdin`) keeps no buffered input behind for the key reader to miss.
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, cancelled: threading.Event | None = None) -> None:
         self._fd = fd
+        self._cancelled = cancelled
 
     def readline(self) -> str:
-        """One line; "" at end of input (Ctrl-D), and also when the terminal hung up (EIO): declined."""
+        """One line; "" at end of input (Ctrl-D), and also when the terminal hung up (EIO): declined.
+
+        Raises `PreflightCancelled` once `cancelled` is set."""
         while not select.select([self._fd], [], [], POLL_INTERVAL_S)[0]:
-            pass
+            if self._cancelled is not None and self._cancelled.is_set():
+                raise PreflightCancelled
         try:
             return os.read(self._fd, LINE_MAX_BYTES).decode("utf-8", errors="replace")
         except OSError:
@@ -119,13 +127,15 @@ def ask_preflight(
     stream: TextIO | None = None,
     interactive: bool | None = None,
     loosened: Sequence[Loosened] = (),
+    cancelled: threading.Event | None = None,
 ) -> bool:
     """Ask every question; True only when all are answered yes.
 
     `stream` is where answers are read (default: stdin when it is a terminal); `interactive` overrides
     whether there is someone to ask (default: whether there is a stream). Raises `ConfigError` when there
     is no terminal and no `--yes`. Safety keys set looser than their defaults (`loosened`) are named
-    first, also when `--yes` skips the questions.
+    first, also when `--yes` skips the questions. Setting `cancelled` (from another thread) abandons the
+    questions: False.
     """
     warning = loosened_text(loosened)
     if warning is not None:
@@ -136,7 +146,7 @@ def ask_preflight(
     if stream is None:
         fd = stdin_fd()
         if fd is not None and is_terminal(fd):
-            stream = cast(TextIO, TerminalLines(fd))  # rich's prompt only calls `readline()`
+            stream = cast(TextIO, TerminalLines(fd, cancelled))  # rich's prompt only calls `readline()`
     if interactive is None:
         interactive = stream is not None
     if not interactive:
@@ -152,6 +162,9 @@ def ask_preflight(
                 answer = YesConfirm.ask(question, console=console, default=False, stream=stream)
             except EOFError:
                 answer = False
+            except PreflightCancelled:
+                console.print()  # end the question's line before the exit message
+                return False
             except KeyboardInterrupt:
                 console.print()  # end the question's line before the exit message
                 raise

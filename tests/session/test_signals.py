@@ -112,6 +112,9 @@ class PersonUI:
         del program_title, summary
         return self.answer
 
+    def cancel_preflight(self) -> None:
+        """Nothing to cancel: `preflight` answers at once."""
+
     def session_started(
         self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units
     ) -> contextlib.AbstractAsyncContextManager[None]:
