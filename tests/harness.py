@@ -34,7 +34,7 @@ import pytest
 
 from retro_ftms.edge.app import RunOptions, Units, run_session
 from retro_ftms.edge.config import ENV_PREFIX as CONFIG_ENV_PREFIX
-from retro_ftms.events import EventBus
+from retro_ftms.events import Event, EventBus
 from retro_ftms.safety.limits import KEYS
 from retro_ftms.session.control import SessionControl
 from retro_ftms.session.runner import SessionResult
@@ -145,6 +145,30 @@ class QuietUI:
         self.results.append(result)
         self.snapshots.append(snapshot)
         self.finished_wall_s = time.monotonic()
+
+
+class ListeningUI(QuietUI):
+    """A `QuietUI` that sees every event while the session runs, after the tracker (which listens first):
+    override `on_session_event` to act as the person would (a key, a stop) or to note what was shown."""
+
+    def session_started(
+        self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        del units
+        return self._listening(tracker, bus, control)
+
+    def on_session_event(self, event: Event, tracker: SnapshotTracker, control: SessionControl) -> None:
+        """Called inline on the bus: only record or request, never block."""
+
+    @contextlib.asynccontextmanager
+    async def _listening(
+        self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl
+    ) -> AsyncIterator[None]:
+        unsubscribe = bus.subscribe(lambda _t, event: self.on_session_event(event, tracker, control))
+        try:
+            yield
+        finally:
+            unsubscribe()
 
 
 UI = TypeVar("UI", bound=QuietUI)

@@ -236,11 +236,13 @@ async def test_ctrl_c_stops_the_belt_first(tmp_path: Path) -> None:
     assert end_of(events) == {"outcome": "stopped", "reason": "signal"}
 
 
-async def test_ctrl_c_at_a_question_exits_130_quietly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "hangup"])
+async def test_a_stop_signal_at_a_question_exits_130_quietly(tmp_path: Path, signum: signal.Signals) -> None:
+    """The question is asked off the event loop; the signal still ends the run at once."""
     events = tmp_path / "events.jsonl"
     async with terminal(*run_args(events)) as term:
         await term.wait_for(QUESTIONS[0][:30])
-        term.process.send_signal(signal.SIGINT)
+        term.process.send_signal(signum)
         assert await term.exit_code() == 130, term.screen[-3000:]
     assert "Traceback" not in term.screen
     records = read_events(events)

@@ -8,13 +8,10 @@ claiming that the belt may still be moving.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
 
-from retro_ftms.edge.app import Units
-from retro_ftms.events import NOT_STARTED, CoachEvent, Event, EventBus
+from retro_ftms.events import NOT_STARTED, CoachEvent, Event
 from retro_ftms.session.control import SessionControl
 from retro_ftms.session.snapshot import SnapshotTracker
 from tests import harness
@@ -25,16 +22,18 @@ EXIT_PERSON: Final = 130
 WATCH_ONLY: Final = ("no-control-point",)
 
 
+async def watched_alone(tmp_path: Path, ui: RecordingUI) -> tuple[harness.SessionRun[RecordingUI], str]:
+    """first-steps on a watch-only treadmill nobody starts; the run and its log tail."""
+    session = await harness.run_in(tmp_path, "first-steps", ui=ui, quirks=WATCH_ONLY, time_scale=TIME_SCALE)
+    return session, session.describe()
+
+
 def alarms(session: harness.SessionRun[RecordingUI]) -> list[str]:
     return [e["reason"] for e in session.safety]
 
 
 async def test_nobody_starts_the_belt_ends_as_not_started(tmp_path: Path) -> None:
-    session = await harness.run_in(
-        tmp_path, "first-steps", ui=RecordingUI(), quirks=WATCH_ONLY, time_scale=TIME_SCALE
-    )
-
-    log = session.describe()
+    session, log = await watched_alone(tmp_path, RecordingUI())
     assert session.exit_code == EXIT_NOTHING_MOVED, log
     assert session.end["outcome"] == "stopped", log
     assert session.end["reason"] == NOT_STARTED, log
@@ -46,34 +45,16 @@ async def test_nobody_starts_the_belt_ends_as_not_started(tmp_path: Path) -> Non
     assert not session.snapshot.safety_alarm
 
 
-class _StopsBeforeStarting(RecordingUI):
+class _StopsBeforeStarting(harness.ListeningUI):
     """The person reads the first instruction and presses s instead of starting the belt."""
 
-    def session_started(
-        self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units
-    ) -> contextlib.AbstractAsyncContextManager[None]:
-        del tracker, units
-        return self._stopping(bus, control)
-
-    @contextlib.asynccontextmanager
-    async def _stopping(self, bus: EventBus, control: SessionControl) -> AsyncIterator[None]:
-        def on_event(_t: float, event: Event) -> None:
-            if isinstance(event, CoachEvent) and event.action == "start":
-                control.request_stop("user")
-
-        unsubscribe = bus.subscribe(on_event)
-        try:
-            yield
-        finally:
-            unsubscribe()
+    def on_session_event(self, event: Event, tracker: SnapshotTracker, control: SessionControl) -> None:
+        if isinstance(event, CoachEvent) and event.action == "start":
+            control.request_stop("user")
 
 
 async def test_a_stop_before_the_belt_ever_moved_is_no_unconfirmed_stop(tmp_path: Path) -> None:
-    session = await harness.run_in(
-        tmp_path, "first-steps", ui=_StopsBeforeStarting(), quirks=WATCH_ONLY, time_scale=TIME_SCALE
-    )
-
-    log = session.describe()
+    session, log = await watched_alone(tmp_path, _StopsBeforeStarting())
     assert session.exit_code == EXIT_PERSON, log
     assert session.end["reason"] == "user", log
     assert "stop_unconfirmed" not in alarms(session), log

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
 
@@ -15,6 +14,7 @@ from retro_ftms.edge.app import RunOptions, Units, run_session
 from retro_ftms.events import DataEvent, Event, EventBus, StateEvent
 from retro_ftms.session.control import SessionControl
 from retro_ftms.session.snapshot import SnapshotTracker
+from tests import harness
 from tests.resilience.conftest import RecordingUI, RunResilient, config_file, read_events
 
 SHORT_PROGRAM: Final = str(Path(__file__).parents[1] / "cli" / "data" / "short.toml")
@@ -43,26 +43,12 @@ async def test_every_session_ends_with_reset(
     assert responses == [reset_result], log
 
 
-class StopsWhenRunning(RecordingUI):
+class StopsWhenRunning(harness.ListeningUI):
     """The person presses the stop key once the belt runs."""
 
-    def session_started(
-        self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units
-    ) -> contextlib.AbstractAsyncContextManager[None]:
-        del tracker, units
-        return self._stopper(bus, control)
-
-    @contextlib.asynccontextmanager
-    async def _stopper(self, bus: EventBus, control: SessionControl) -> AsyncIterator[None]:
-        def on_event(_t: float, event: Event) -> None:
-            if isinstance(event, StateEvent) and event.state == "running":
-                control.request_stop("user")
-
-        unsubscribe = bus.subscribe(on_event)
-        try:
-            yield
-        finally:
-            unsubscribe()
+    def on_session_event(self, event: Event, tracker: SnapshotTracker, control: SessionControl) -> None:
+        if isinstance(event, StateEvent) and event.state == "running":
+            control.request_stop("user")
 
 
 async def _run_with(tmp_path: Path, ui: RecordingUI) -> list[dict[str, object]]:

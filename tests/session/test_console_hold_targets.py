@@ -7,28 +7,25 @@ The shared `SnapshotTracker` (the live panel and `<base>/state` both draw it) mu
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
 
-from rich.console import Console
 from typer.testing import CliRunner
 
-from retro_ftms.edge.app import Units
 from retro_ftms.edge.cli import app
 from retro_ftms.edge.display import render_status
-from retro_ftms.events import Event, EventBus, SafetyEvent, StepEvent
+from retro_ftms.events import Event, SafetyEvent, StepEvent
 from retro_ftms.session.control import SessionControl
 from retro_ftms.session.snapshot import SessionSnapshot, SnapshotTracker
 from tests import harness
-from tests.session.conftest import TIME_SCALE, QuietUI
+from tests.cli.test_display import snapshot, text_of
+from tests.session.conftest import TIME_SCALE
 
 FAULT: Final = "console-speed@20:0.5"
 HELD_KMH: Final = 0.5
 
 
-class _Watching(QuietUI):
+class _Watching(harness.ListeningUI):
     """Keeps the tracker's snapshot after each step and after the hold (the tracker listens first)."""
 
     def __init__(self) -> None:
@@ -36,25 +33,11 @@ class _Watching(QuietUI):
         self.after_hold: list[SessionSnapshot] = []
         self.at_steps: list[tuple[int, SessionSnapshot]] = []
 
-    def session_started(
-        self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units
-    ) -> contextlib.AbstractAsyncContextManager[None]:
-        del control, units
-        return self._watching(tracker, bus)
-
-    @contextlib.asynccontextmanager
-    async def _watching(self, tracker: SnapshotTracker, bus: EventBus) -> AsyncIterator[None]:
-        def on_event(_t: float, event: Event) -> None:
-            if isinstance(event, SafetyEvent) and event.action == "hold":
-                self.after_hold.append(tracker.snapshot)
-            elif isinstance(event, StepEvent):
-                self.at_steps.append((event.index, tracker.snapshot))
-
-        unsubscribe = bus.subscribe(on_event)
-        try:
-            yield
-        finally:
-            unsubscribe()
+    def on_session_event(self, event: Event, tracker: SnapshotTracker, control: SessionControl) -> None:
+        if isinstance(event, SafetyEvent) and event.action == "hold":
+            self.after_hold.append(tracker.snapshot)
+        elif isinstance(event, StepEvent):
+            self.at_steps.append((event.index, tracker.snapshot))
 
 
 async def test_the_snapshot_shows_the_held_target_not_the_programs(tmp_path: Path) -> None:
@@ -99,26 +82,8 @@ def test_the_terminal_says_lowered_and_the_held_speed(tmp_path: Path) -> None:
 
 
 def test_the_panel_says_lowered_not_raised() -> None:
-    snapshot = SessionSnapshot(
-        state="running",
-        program="first-steps",
-        step_index=1,
-        step_count=5,
-        step_name="A little quicker",
-        speed_kmh=0.5,
-        incline_pct=0.0,
-        target_speed_kmh=HELD_KMH,
-        target_incline_pct=0.0,
-        elapsed_s=80.0,
-        remaining_s=220.0,
-        distance_m=10,
-        hr_bpm=None,
-        safety_alarm=False,
-        safety_reason="console_override",
-    )
-    console = Console(width=100, record=True)
-    console.print(render_status(snapshot, "kmh"))
-    screen = console.export_text()
+    held = snapshot(speed_kmh=HELD_KMH, target_speed_kmh=HELD_KMH, safety_reason="console_override")
+    screen = text_of(render_status(held, "kmh"))
     assert "lowered at the console" in screen
     assert "raised" not in screen
     assert "target 0.5 km/h" in screen
