@@ -197,9 +197,9 @@ class CoachingSession:
             if self._program_time_s >= self.total_duration_s:
                 break
             self._follow_belt(moving)
-            if self._waited_too_long(now):
-                return self._not_started()
-            if self._paused_too_long(now):
+            if self._stood_too_long(now):
+                if not self._ever_moved:
+                    return self._not_started()
                 self._latch(
                     "pause_timeout", "end", f"the belt stood longer than {self._config.max_pause_s:g} s"
                 )
@@ -290,19 +290,11 @@ class CoachingSession:
             self._told_speed = None
             self._pending_rise = None
 
-    def _waited_too_long(self, now: float) -> bool:
-        """Told to start the belt, and nobody has within `max_pause_s` (the belt never moved)."""
-        since = self._waiting_since_s
-        return (
-            since is not None
-            and self._state == "ready"
-            and not self._ever_moved
-            and now - since > self._config.max_pause_s
-        )
-
-    def _paused_too_long(self, now: float) -> bool:
-        since = self._paused_since_s
-        return since is not None and self._state == "paused" and now - since > self._config.max_pause_s
+    def _stood_too_long(self, now: float) -> bool:
+        """The belt stood longer than `max_pause_s`: paused on the console, or never started since the
+        person was told to start it."""
+        since = {"ready": self._waiting_since_s, "paused": self._paused_since_s}.get(self._state)
+        return since is not None and now - since > self._config.max_pause_s
 
     def _check_stale(self, now: float) -> None:
         """No Treadmill Data while the belt moves: nothing is watched any more."""
