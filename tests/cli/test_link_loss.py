@@ -11,17 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import queue
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
 
 import pytest
 
+from retro_ftms.edge.cli import _formatted, _TracebackApartQueueHandler
 from retro_ftms.edge.display import PULL_KEY_MESSAGE, SPEED_UNKNOWN
 from tests.cli.test_run import SCRIPT, SHORT_PROGRAM, WAIT_S, read_events, terminal
 from tests.conftest import free_port
 from tests.harness import toml_config
+
+_TRACEBACK: Final = (
+    'Traceback (most recent call last):\n  File "x.py", line 1, in <module>\nRuntimeError: transport lost\n'
+)
 
 SIMULATOR_ADDRESS: Final = "F0:F1:F2:F3:F4:F5"  # the simulator's default public address
 EXIT_SAFETY: Final = 3
@@ -94,5 +102,33 @@ async def test_a_simulator_gone_mid_session_shows_the_alarm_and_no_traceback(
     assert SPEED_UNKNOWN in screen, screen[-3000:]
     ends = [e for e in read_events(events) if e["type"] == "end"]
     assert [(e["outcome"], e["reason"]) for e in ends] == [("stopped", "link_lost")]
-    if signum == signal.SIGINT:
-        assert "Traceback" in log_file.read_text(encoding="utf-8")  # kept where it helps, out of sight
+    assert log_file.read_text(encoding="utf-8")  # the log file got the records (tracebacks: below)
+
+
+def _record(message: str, exc_info: bool) -> logging.LogRecord:
+    try:
+        raise RuntimeError("transport lost")
+    except RuntimeError:
+        info = sys.exc_info() if exc_info else None
+        return logging.LogRecord("bumble.host", logging.ERROR, __file__, 1, message, None, info)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        _record("!!! Exception while sending command:", exc_info=True),  # `logger.exception` (Bumble)
+        _record("failed: " + _TRACEBACK, exc_info=False),  # `logger.error(traceback.format_exc())`
+    ],
+    ids=["exc-info", "traceback-in-the-message"],
+)
+def test_a_logged_traceback_is_one_line_on_the_terminal_and_whole_in_the_file(
+    record: logging.LogRecord,
+) -> None:
+    """What the quiet test above cannot force every time: a command in flight when the transport dies."""
+    queued = _TracebackApartQueueHandler(queue.SimpleQueue()).prepare(record)
+    terminal = _formatted(logging.StreamHandler(), tracebacks=False).format(queued)
+    in_file = _formatted(logging.StreamHandler()).format(queued)
+    assert "Traceback" not in terminal, terminal
+    assert "\n" not in terminal
+    assert "RuntimeError: transport lost" in terminal
+    assert "Traceback (most recent call last):" in in_file
