@@ -9,7 +9,7 @@ import pytest
 
 from retro_ftms.codec import MachineStatus, OpCode, ResultCode
 from retro_ftms.errors import ControlPointError
-from retro_ftms.events import SafetyEvent, StateEvent
+from retro_ftms.events import HoldEvent, SafetyEvent, StateEvent
 from retro_ftms.safety import LINK_LOST_DETAIL, CommandRefused, Rule, SafetyConfig, SafetyGuard
 from tests.safety.conftest import Rig, reason_of
 from tests.safety.fakes import settle
@@ -125,7 +125,9 @@ async def test_a_console_decrease_holds(rig: Rig, status: MachineStatus, held: s
         await settle()
         assert guard.latched is None
         assert guard.holding
-        assert rig.safety() == [SafetyEvent("console_override", "hold", rig.safety()[0].detail)]
+        detail = rig.safety()[0].detail
+        targets = (guard.target_speed_kmh, guard.target_incline_pct)  # the hold says what it holds at
+        assert rig.safety() == [HoldEvent("console_override", "hold", detail, *targets)]
         if held == "speed":
             assert guard.target_speed_kmh == 1.0
         else:
