@@ -27,6 +27,7 @@ import typer
 
 from retro_ftms import __version__
 from retro_ftms.edge.signals import signals_blocked
+from retro_ftms.printable import printable
 from simulator.quirk_fields import known_quirks  # the quirk profiles' names; imports nothing heavy
 
 if TYPE_CHECKING:
@@ -212,8 +213,9 @@ _TRACEBACK_MARK: Final = "Traceback (most recent call last):"
 
 
 class _NoTracebackFormatter(logging.Formatter):
-    """One line per record on the terminal: tracebacks (a dropped link, a transport failure) would bury
-    the alarm; they go to `[log] file`, and here only their last line, the exception, is kept."""
+    """One plain line per record on the terminal: tracebacks (a dropped link, a transport failure) would
+    bury the alarm; they go to `[log] file`, and here only their last line, the exception, is kept. A
+    library's colour codes (Bumble's "!!!" lines) are dropped with any other escape sequence."""
 
     def format(self, record: logging.LogRecord) -> str:
         plain = {**record.__dict__, "exc_info": None, "exc_text": None, "stack_info": None}
@@ -222,7 +224,7 @@ class _NoTracebackFormatter(logging.Formatter):
             line += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
         elif record.exc_text:
             line += f" ({_without_traceback(record.exc_text).strip()})"
-        return line.replace("\n", " ")
+        return printable(line.replace("\n", " "))
 
 
 def _without_traceback(text: str) -> str:

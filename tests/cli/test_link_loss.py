@@ -116,7 +116,7 @@ def _record(message: str, exc_info: bool) -> logging.LogRecord:
 @pytest.mark.parametrize(
     "record",
     [
-        _record("!!! Exception while sending command:", exc_info=True),  # `logger.exception` (Bumble)
+        _record("\x1b[31m!!! Exception while sending command:\x1b[0m", exc_info=True),  # Bumble's
         _record("failed: " + _TRACEBACK, exc_info=False),  # `logger.error(traceback.format_exc())`
     ],
     ids=["exc-info", "traceback-in-the-message"],
@@ -130,5 +130,6 @@ def test_a_logged_traceback_is_one_line_on_the_terminal_and_whole_in_the_file(
     in_file = _formatted(logging.StreamHandler()).format(queued)
     assert "Traceback" not in terminal, terminal
     assert "\n" not in terminal
+    assert "\x1b" not in terminal
     assert "RuntimeError: transport lost" in terminal
     assert "Traceback (most recent call last):" in in_file
