@@ -140,6 +140,7 @@ class MosquittoBroker:
         port: int | None = None,
         users: dict[str, str] | None = None,
         tls: TlsFiles | None = None,
+        settings: tuple[str, ...] = (),
     ) -> None:
         binary = find_mosquitto()
         if binary is None:
@@ -149,6 +150,7 @@ class MosquittoBroker:
         self.port = port or free_port()
         self.users = dict(users or {})
         self.tls = tls
+        self.settings = settings  # extra mosquitto.conf lines, e.g. "max_queued_messages 0"
         self.host = HOST
         self.log_path = workdir / "mosquitto.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -181,6 +183,7 @@ class MosquittoBroker:
                 f"certfile {self.tls.server_cert}",
                 f"keyfile {self.tls.server_key}",
             ]
+        lines += self.settings
         config = self.workdir / "mosquitto.conf"
         config.write_text("\n".join(lines) + "\n")
         return config

@@ -32,6 +32,15 @@ def mosquitto_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
 
 
 @pytest.fixture
+def mosquitto_lossless_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """Anonymous mosquitto that queues without limit: it never drops a message for a slow subscriber
+    (by default it drops past 1,000 queued per client), so a flood test knows what was delivered."""
+    _need_mosquitto()
+    with MosquittoBroker(tmp_path / "broker", settings=("max_queued_messages 0",)) as broker:
+        yield broker
+
+
+@pytest.fixture
 def mosquitto_auth_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
     """mosquitto that only lets BROKER_USER / BROKER_PASSWORD in."""
     _need_mosquitto()

@@ -49,6 +49,7 @@ from tests.mqtt.broker import MosquittoBroker, Received, Recorder
 from tests.mqtt.conftest import (  # noqa: F401  (fixtures, re-exported for this folder)
     mosquitto_auth_broker,
     mosquitto_broker,
+    mosquitto_lossless_broker,
     mosquitto_tls_broker,
     tls_files,
 )

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Final, Self
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
-from pydantic import ValidationError
+from paho.mqtt.client import Client as PahoClient
+from paho.mqtt.client import MQTTMessage
 
 from retro_ftms.edge.mqtt.discovery import discovery_config
 from retro_ftms.edge.mqtt.limits import limit_incoming_packets
@@ -33,10 +34,11 @@ from retro_ftms.edge.mqtt.payloads import (
     FORWARDED_EVENTS,
     UNAVAILABLE,
     EventMessage,
-    MqttCommand,
+    command_name,
     describe_payload,
     state_payload,
 )
+from retro_ftms.edge.mqtt.throttle import REFUSAL_BURST, RefusalThrottle
 from retro_ftms.edge.mqtt.tls import TlsSetupError, make_tls_context
 from retro_ftms.edge.mqtt.topics import MqttTopics
 from retro_ftms.events import Event, EventBus, RefusedEvent
@@ -151,6 +153,7 @@ class MqttBridge:
         self._task_group: asyncio.TaskGroup | None = None
         self._task: asyncio.Task[None] | None = None
         self._tls_context: ssl.SSLContext | None = None
+        self._refusals = RefusalThrottle()
 
     @property
     def connected(self) -> bool:
@@ -200,6 +203,7 @@ class MqttBridge:
         Past the deadline the task is cancelled; it still queues `offline` ahead of its DISCONNECT (see
         `_connection`) and gets `ABANDON_GRACE_S` for that before a second cancel ends it outright.
         """
+        self._report_suppressed(force=True)  # while the bus listener still forwards it to MQTT
         self._unsubscribe()
         self._closing.set()
         self._wake.set()
@@ -269,6 +273,11 @@ class MqttBridge:
             tls_context=self._tls_context if config.tls else None,
         )
         limit_incoming_packets(client)
+        # Commands skip aiomqtt's queue: paho hands each to `_on_command_message` as it decodes it, so a
+        # STOP behind a flood of junk waits for no queued message. aiomqtt has no hook; paho's is public.
+        # aiomqtt's queue (now only Home Assistant's status) stays unbounded: a bounded one logs a WARNING
+        # per message it drops, the very flood of lines this avoids.
+        client._client.message_callback_add(self.topics.cmd, self._on_command_message)
         return client
 
     async def _connection(self) -> None:
@@ -333,6 +342,7 @@ class MqttBridge:
             self._wake.clear()
             if self._discovery_wanted:
                 await self._publish_discovery(client)
+            self._report_suppressed()
             await self._publish_events(client)
             await self._publish_state(client, force=force_state or closing)
             force_state = False
@@ -376,25 +386,37 @@ class MqttBridge:
         if self._running():
             elapsed_s = asyncio.get_running_loop().time() - self._published_at
             timeout_s = max(0.0, self._timing.state_interval_s - elapsed_s)
+        if (deadline := self._refusals.deadline) is not None:  # a summary of refusals to report then
+            until_s = max(0.0, deadline - asyncio.get_running_loop().time())
+            timeout_s = until_s if timeout_s is None else min(timeout_s, until_s)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
                 await self._wake.wait()
 
     async def _inbound(self, client: aiomqtt.Client) -> None:
+        """Everything but commands (those never reach aiomqtt's queue): Home Assistant's status."""
         async for message in client.messages:
             payload = bytes(message.payload)
-            if message.topic.matches(self.topics.cmd):
-                self._on_command(payload, retained=message.retain)
-            elif message.topic.matches(self.topics.ha_status) and payload == b"online" and not message.retain:
+            if message.topic.matches(self.topics.ha_status) and payload == b"online" and not message.retain:
                 _LOGGER.info("Home Assistant came online: publishing discovery again")
                 self._discovery_wanted = True
                 self._wake.set()
 
-    def _on_command(self, payload: bytes, *, retained: bool) -> None:
-        """Act on one `<base>/cmd` message. MQTT can only stop, pause or (if allowed) resume."""
+    def _on_command_message(self, _paho: PahoClient, _userdata: object, message: MQTTMessage) -> None:
+        """paho's callback for `<base>/cmd`, on the event loop: a failure here is logged, never raised
+        into paho (it would drop the connection, and with it the next STOP)."""
         try:
-            command = MqttCommand.parse(payload).command
-        except ValidationError:
+            self._on_command(bytes(message.payload), retained=message.retain)
+        except Exception:
+            _LOGGER.exception("MQTT command handling failed")
+
+    def _on_command(self, payload: bytes, *, retained: bool) -> None:
+        """Act on one `<base>/cmd` message. MQTT can only stop, pause or (if allowed) resume.
+
+        Cheap for junk (`command_name` and a counter), so a flood costs little before a STOP behind it.
+        """
+        command = command_name(payload)
+        if command is None:
             self._refuse("mqtt_command", payload, UNKNOWN_COMMAND)
             return
         op = f"mqtt_{command.lower()}"
@@ -412,9 +434,24 @@ class MqttBridge:
             self._refuse(op, payload, rule)
 
     def _refuse(self, op: str, payload: bytes, rule: str) -> None:
-        """Report a refused command on the bus: the event log records it and MQTT forwards it."""
-        _LOGGER.warning("MQTT command %r refused: %s", describe_payload(payload), rule)
-        self._bus.publish(RefusedEvent(op=op, value=describe_payload(payload), rule=rule))
+        """Report a refused command on the bus (the event log records it, MQTT forwards it), at a bounded
+        rate: past a burst, refusals are counted and summarised (`RefusalThrottle`)."""
+        self._report_suppressed()
+        if self._refusals.admit(asyncio.get_running_loop().time()):
+            _LOGGER.warning("MQTT command %r refused: %s", describe_payload(payload), rule)
+            self._bus.publish(RefusedEvent(op=op, value=describe_payload(payload), rule=rule))
+
+    def _report_suppressed(self, *, force: bool = False) -> None:
+        """The summary of refusals not reported one by one, when due (or now, `force`)."""
+        suppressed = self._refusals.due(asyncio.get_running_loop().time(), force=force)
+        if suppressed is None:
+            return
+        rule = (
+            f"{suppressed.count} more refused MQTT commands in the last {suppressed.window_s:.1f} s "
+            f"(refusals are reported one by one at most {REFUSAL_BURST} per {self._refusals.interval_s:g} s)"
+        )
+        _LOGGER.warning("%s", rule)
+        self._bus.publish(RefusedEvent(op="mqtt_command", value=suppressed.count, rule=rule))
 
     def _note_failure(self, group: BaseExceptionGroup[aiomqtt.MqttError], *, lost: bool) -> None:
         errors = list(_leaves(group))
