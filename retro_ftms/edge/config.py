@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import os
+import stat
 import tomllib
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
@@ -54,6 +55,9 @@ _URL_PARTS: Final = ("host", "port", "username", "password", "tls")
 # The environment `load_config` was given, for `AppConfig.settings_customise_sources`; None: os.environ.
 _ENVIRON: Final[ContextVar[Mapping[str, str] | None]] = ContextVar("retro_ftms_config_environ", default=None)
 _SECRET_KEYS: Final = {"password", "url"}
+# Permission bits that let the group or others read a file: a password file with them is refused, as ssh
+# refuses such a private key (any local user could read the broker password).
+_SHARED_READ_BITS: Final = stat.S_IRGRP | stat.S_IROTH
 _ID_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 _BOUND_TYPES: Final = {"less_than_equal", "greater_than_equal", "less_than", "greater_than"}
@@ -156,8 +160,10 @@ class MqttConfig(BaseModel):
     """`[mqtt]`: the optional broker. With no `host` (or `url`) MQTT is off and the session runs the same.
 
     `url` (`mqtt://user:pass@host:port`, `mqtts://` for TLS) is an alternative to `host`, `port`,
-    `username`, `password` and `tls`: give one or the other. `port` defaults to 1883, or 8883 with TLS;
-    `base_topic` to `retro_ftms/<device_id>`. Secrets are `SecretStr`: they never show in reprs or dumps.
+    `username`, `password` and `tls`: give one or the other, except that a url without a password takes
+    it from `password` or `password_file` (which is read into `password`). `port` defaults to 1883, or
+    8883 with TLS; `base_topic` to `retro_ftms/<device_id>`. Secrets are `SecretStr`: they never show in
+    reprs or dumps.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -167,6 +173,9 @@ class MqttConfig(BaseModel):
     port: int = Field(default=MQTT_PORT, ge=1, le=65535)
     username: str | None = None
     password: SecretStr | None = None
+    # A file holding the password (mode 0600, one line), instead of `password`: kept out of the process
+    # list, unlike a password in `--mqtt URL`. Read when the configuration is loaded.
+    password_file: _PathOrNone = None
     tls: bool = False
     # A CA bundle to trust for TLS (a private broker); None uses the system's trust store.
     ca_file: _PathOrNone = None
@@ -191,14 +200,25 @@ class MqttConfig(BaseModel):
         url = values.get("url")
         raw_url = url.get_secret_value() if isinstance(url, SecretStr) else url
         if isinstance(raw_url, str):
-            given = [key for key in _URL_PARTS if values.get(key) is not None]
+            parts: dict[str, object] = {}
+            with contextlib.suppress(ValueError):  # the url field validator reports it with its own key
+                parts = parse_mqtt_url(raw_url)
+            # A password may come separately (environment, password file) when the url has none.
+            given = [
+                key
+                for key in _URL_PARTS
+                if values.get(key) is not None and (key != "password" or "password" in parts)
+            ]
             if given:
                 keys = ", ".join(given)
                 raise ValueError(
                     f"url and {keys} are alternatives: give the url or the separate keys, not both"
                 )
-            with contextlib.suppress(ValueError):  # the url field validator reports it with its own key
-                values |= parse_mqtt_url(raw_url)
+            values |= parts
+        if values.get("password") is not None and values.get("password_file") is not None:
+            raise ValueError(
+                "password (or a password in the url) and password_file are alternatives: give one"
+            )
         if values.get("base_topic") is None and isinstance(values.get("device_id", "treadmill"), str):
             values["base_topic"] = f"retro_ftms/{values.get('device_id', 'treadmill')}"
         port_given = values.get("port") is not None
@@ -206,7 +226,9 @@ class MqttConfig(BaseModel):
             values.pop("port", None)
         config = handler(values)
         if not port_given and config.tls:
-            return config.model_copy(update={"port": MQTTS_PORT})
+            config = config.model_copy(update={"port": MQTTS_PORT})
+        if config.password_file is not None:  # checked by `_readable_password_file`
+            config = config.model_copy(update={"password": read_password_file(config.password_file)})
         return config
 
     @field_validator("url")
@@ -214,6 +236,13 @@ class MqttConfig(BaseModel):
     def _valid_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             parse_mqtt_url(value.get_secret_value())
+        return value
+
+    @field_validator("password_file")
+    @classmethod
+    def _readable_password_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            read_password_file(value)
         return value
 
     @field_validator("device_id")
@@ -246,13 +275,15 @@ class MqttConfig(BaseModel):
     def with_url(self, url: str, *, source: str = "--mqtt") -> MqttConfig:
         """This configuration with its broker replaced by `url` (how `--mqtt URL` overrides a file)."""
         try:
-            tls = parse_mqtt_url(url)["tls"]
+            parts = parse_mqtt_url(url)
         except ValueError as exc:
             raise ConfigError(source, "mqtt.url", Shown(mask_url(url)), str(exc)) from exc
-        if self.ca_file is not None and not tls:
+        if self.ca_file is not None and not parts["tls"]:
             rule = "mqtt.ca_file is only used with TLS: use an mqtts:// url (or remove ca_file)"
             raise ConfigError(source, "mqtt.url", Shown(mask_url(url)), rule)
         keep = self.model_dump(exclude={"url", *_URL_PARTS})
+        if "password" not in parts and self.password is not None and self.password_file is None:
+            keep["password"] = self.password  # from the environment: a url without a password keeps it
         try:
             return type(self).model_validate({**keep, "url": url})
         except ValidationError as exc:
@@ -290,6 +321,34 @@ def parse_mqtt_url(url: str) -> dict[str, object]:
     if parts.password is not None:
         values["password"] = SecretStr(unquote(parts.password))
     return values
+
+
+def read_password_file(path: Path) -> SecretStr:
+    """The password in `path` (one trailing newline dropped); ValueError says what is wrong with the file.
+
+    Refused when the group or others may read it, and when it is not a regular file (a FIFO would hang).
+    """
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        raise ValueError("no such file") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read the file: {exc.strerror}") from None
+    if not stat.S_ISREG(status.st_mode):
+        raise ValueError("not a regular file")
+    mode = stat.S_IMODE(status.st_mode)
+    if mode & _SHARED_READ_BITS:
+        raise ValueError(f"the group or others may read it (mode {mode:04o}): chmod 600 {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read the file: {exc.strerror}") from None
+    password = text.removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise ValueError("the file is empty")
+    return SecretStr(password)
 
 
 def mask_url(url: str) -> str:

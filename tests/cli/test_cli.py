@@ -339,6 +339,24 @@ def test_bad_mqtt_url_is_exit_2() -> None:
     assert "--mqtt" in one_error_line(result)
 
 
+def test_bad_mqtt_password_file_is_exit_2_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("hunter2\n", encoding="utf-8")
+    secret.chmod(0o644)  # any local user could read it
+    config = tmp_path / "retro-ftms.toml"
+    config.write_text(f"[mqtt]\npassword_file = '{secret}'\n", encoding="utf-8")
+    run = ("run", "--simulator", "--yes", "--program", "first-steps", "--mqtt", "mqtt://walker@127.0.0.1:1")
+    result = invoke(*run, "--config", str(config))
+    assert result.exit_code == 2, result.output
+    line = one_error_line(result)
+    assert "mqtt.password_file" in line and str(secret) in line and "chmod 600" in line
+    assert "hunter2" not in result.output
+    monkeypatch.setenv("RETRO_FTMS_MQTT__PASSWORD_FILE", str(tmp_path / "missing"))
+    result = invoke(*run)
+    assert result.exit_code == 2, result.output
+    assert "mqtt.password_file" in one_error_line(result)
+
+
 @pytest.mark.skipif(
     os.path.exists("/run/dbus/system_bus_socket") or os.path.exists("/var/run/dbus/system_bus_socket"),
     reason="this machine has a D-Bus system bus (maybe Bluetooth)",

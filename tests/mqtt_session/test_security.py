@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Final
 
 import pytest
@@ -40,6 +41,40 @@ async def test_username_and_password(mosquitto_auth_broker: MosquittoBroker, ses
         session = await running.done()
         await recorder.wait_topic(TOPICS.availability, lambda m: m.payload == UNAVAILABLE)
     assert session.exit_code == 130, session.describe()  # a person\'s stop, not a safety trigger
+    assert session.end["reason"] == "mqtt_stop"
+    assert session.ui.notices == []
+
+
+async def test_password_from_the_environment_with_a_url_without_one(
+    mosquitto_auth_broker: MosquittoBroker, sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--mqtt mqtt://user@host` and `RETRO_FTMS_MQTT__PASSWORD`: the password stays out of the process
+    list (the URL used to replace it with none, and the broker refused the login)."""
+    broker = mosquitto_auth_broker
+    monkeypatch.setenv("RETRO_FTMS_MQTT__PASSWORD", BROKER_PASSWORD)
+    await _log_in_and_stop(broker, sessions, {})
+
+
+async def test_password_file(
+    mosquitto_auth_broker: MosquittoBroker, sessions: Sessions, tmp_path: Path
+) -> None:
+    path = tmp_path / "mqtt-password"
+    path.write_text(BROKER_PASSWORD + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    await _log_in_and_stop(mosquitto_auth_broker, sessions, {"mqtt": {"password_file": str(path)}})
+
+
+async def _log_in_and_stop(broker: MosquittoBroker, sessions: Sessions, config: Config) -> None:
+    """A session with only the user in its URL logs in, and a STOP over MQTT ends it."""
+    async with (
+        Recorder(broker, username=BROKER_USER, password=BROKER_PASSWORD) as recorder,
+        sessions.start(url(broker, user=BROKER_USER), config=config) as running,
+    ):
+        await recorder.wait_topic(TOPICS.availability, lambda m: m.payload == AVAILABLE)
+        await recorder.wait_topic(TOPICS.state, running_for(20.0))
+        await send(broker, b"STOP", username=BROKER_USER, password=BROKER_PASSWORD)
+        session = await running.done()
+    assert session.exit_code == 130, session.describe()  # a person's stop, not a safety trigger
     assert session.end["reason"] == "mqtt_stop"
     assert session.ui.notices == []
 
