@@ -331,6 +331,28 @@ def _treadmill(
     return device, transport if transport is not None else ble.transport
 
 
+def _check_events_is_no_input(events: Path, program: str, config: Path | None, app_config: AppConfig) -> None:
+    """The event log is appended to: naming a file the session reads (or the diagnostic log) would write
+    JSON lines into it. Same file by inode where it exists, else by resolved path (exit 2)."""
+    files: list[tuple[str, Path | None]] = [
+        ("--program", Path(program) if Path(program).is_file() else None),
+        ("--config", config),
+        ("[mqtt] password_file", app_config.mqtt.password_file),
+        ("[mqtt] ca_file", app_config.mqtt.ca_file),
+        ("[log] file", app_config.log.file),
+    ]
+    for name, path in files:
+        if path is not None and _same_file(events, path):
+            raise _usage_error("run", f"--events {events} is the {name} {path}: the log would write into it")
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return first.samefile(second)
+    except OSError:  # one of them does not exist (yet)
+        return first.resolve() == second.resolve()
+
+
 def _units(choice: UnitsChoice | None) -> Literal["mph", "kmh"] | None:
     if choice is None:
         return None
@@ -485,6 +507,8 @@ def run(
     _check_faults("run", faults)
     if events is not None and (events.is_dir() or not events.parent.is_dir()):
         raise _usage_error("run", f"--events {events}: not a file in an existing folder")
+    if events is not None:
+        _check_events_is_no_input(events, program, config, app_config)
 
     from retro_ftms.edge.keys import is_terminal, stdin_fd  # noqa: PLC0415
 

@@ -349,7 +349,9 @@ def test_bad_mqtt_password_file_is_exit_2_naming_it(tmp_path: Path, monkeypatch:
     result = invoke(*run, "--config", str(config))
     assert result.exit_code == 2, result.output
     line = one_error_line(result)
-    assert "mqtt.password_file" in line and str(secret) in line and "chmod 600" in line
+    assert "mqtt.password_file" in line
+    assert str(secret) in line
+    assert "chmod 600" in line
     assert "hunter2" not in result.output
     monkeypatch.setenv("RETRO_FTMS_MQTT__PASSWORD_FILE", str(tmp_path / "missing"))
     result = invoke(*run)

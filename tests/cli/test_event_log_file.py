@@ -90,3 +90,45 @@ def test_dev_full_is_refused_before_anything_moves() -> None:
     code, output = run_with_events("/dev/full")
     assert code == 2, output
     assert "regular file" in output
+
+
+@pytest.mark.parametrize("option", ["--program", "--config"])
+def test_events_on_an_input_of_the_session_is_refused(tmp_path: Path, option: str) -> None:
+    """`--events mine.toml --program mine.toml` appended the event log to the program (same for
+    `--config`): refused, one line naming both, and the file is left alone."""
+    mine = tmp_path / "mine.toml"
+    if option == "--program":
+        mine.write_text(Path(SHORT_PROGRAM).read_text(encoding="utf-8"), encoding="utf-8")
+        args = ["--program", str(mine)]
+    else:
+        mine.write_text("[session]\nunits = 'kmh'\n", encoding="utf-8")
+        args = ["--program", SHORT_PROGRAM, "--config", str(mine)]
+    before = mine.read_bytes()
+    # The same file by another name: a relative path through a symbolic link.
+    link = tmp_path / "link.toml"
+    link.symlink_to(mine)
+    for events in (str(mine), str(link)):
+        result = CliRunner().invoke(app, ["run", "--simulator", "--yes", *args, "--events", events])
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, result.stderr
+        assert f"--events {events}" in lines[0]
+        assert f"{option} {mine}" in lines[0]
+    assert mine.read_bytes() == before
+
+
+def test_events_on_the_password_file_or_the_log_file_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("hunter2\n", encoding="utf-8")
+    secret.chmod(0o600)
+    log = tmp_path / "retro-ftms.log"
+    (tmp_path / "sub").mkdir()
+    config = tmp_path / "retro-ftms.toml"
+    config.write_text(f"[mqtt]\npassword_file = '{secret}'\n[log]\nfile = '{log}'\n", encoding="utf-8")
+    base = ["run", "--simulator", "--yes", "--program", SHORT_PROGRAM, "--config", str(config)]
+    other_name = tmp_path / "sub" / ".." / "retro-ftms.log"
+    for events, name in ((secret, "[mqtt] password_file"), (other_name, "[log] file")):
+        result = CliRunner().invoke(app, [*base, "--events", str(events)])
+        assert result.exit_code == 2, result.output
+        assert name in result.stderr
+    assert secret.read_text(encoding="utf-8") == "hunter2\n"

@@ -297,6 +297,10 @@ def test_ca_file_without_tls_is_rejected_once_the_broker_is_known(tmp_path: Path
 # -- the MQTT password out of the process list ----------------------------------------------------------
 
 
+def secret(mqtt: MqttConfig) -> str | None:
+    return None if mqtt.password is None else mqtt.password.get_secret_value()
+
+
 def password_file(tmp_path: Path, text: str = "s3cret pass\n", mode: int = 0o600) -> Path:
     path = tmp_path / "mqtt-password"
     path.write_text(text, encoding="utf-8")
@@ -309,26 +313,26 @@ def test_env_password_is_kept_by_a_url_without_one() -> None:
     loaded = load_config(None, env={"RETRO_FTMS_MQTT__PASSWORD": "from-env"})
     mqtt = loaded.with_mqtt_url("mqtt://walker@broker:1884").mqtt
     assert (mqtt.username, mqtt.port) == ("walker", 1884)
-    assert mqtt.password is not None and mqtt.password.get_secret_value() == "from-env"
+    assert secret(mqtt) == "from-env"
     # A password in the url wins over the environment, as the option beats file and environment.
     mqtt = loaded.with_mqtt_url("mqtt://walker:in-url@broker").mqtt
-    assert mqtt.password is not None and mqtt.password.get_secret_value() == "in-url"
+    assert secret(mqtt) == "in-url"
     # The same in the file: a url without a password and a password from the environment.
     env = {"RETRO_FTMS_MQTT__URL": "mqtt://walker@broker", "RETRO_FTMS_MQTT__PASSWORD": "from-env"}
     mqtt = load_config(None, env=env).mqtt
-    assert mqtt.password is not None and mqtt.password.get_secret_value() == "from-env"
+    assert secret(mqtt) == "from-env"
 
 
 def test_password_file_is_read_without_its_newline(tmp_path: Path) -> None:
     path = password_file(tmp_path)
     loaded = load_config(write(tmp_path, f"[mqtt]\nhost = 'broker'\npassword_file = '{path}'\n"), env={})
-    assert loaded.mqtt.password is not None and loaded.mqtt.password.get_secret_value() == "s3cret pass"
+    assert secret(loaded.mqtt) == "s3cret pass"
     assert "s3cret" not in repr(loaded)
     mqtt = loaded.with_mqtt_url("mqtt://walker@other").mqtt  # `--mqtt` without a password keeps the file's
-    assert mqtt.password is not None and mqtt.password.get_secret_value() == "s3cret pass"
+    assert secret(mqtt) == "s3cret pass"
     env = {"RETRO_FTMS_MQTT__PASSWORD_FILE": str(password_file(tmp_path, "crlf\r\n"))}
     mqtt = load_config(None, env=env).mqtt
-    assert mqtt.password is not None and mqtt.password.get_secret_value() == "crlf"
+    assert secret(mqtt) == "crlf"
 
 
 @pytest.mark.parametrize(
@@ -353,5 +357,7 @@ def test_password_and_password_file_are_alternatives(tmp_path: Path) -> None:
     error = config_error(write(tmp_path, f"[mqtt]\nurl = 'mqtt://u:p@h'\npassword_file = '{path}'\n"))
     assert "password_file are alternatives" in error.rule
     assert "'p'" not in str(error)
-    error = config_error(write(tmp_path, f"[mqtt]\npassword_file = '{path}'\n"), {"RETRO_FTMS_MQTT__PASSWORD": "x"})
+    error = config_error(
+        write(tmp_path, f"[mqtt]\npassword_file = '{path}'\n"), {"RETRO_FTMS_MQTT__PASSWORD": "x"}
+    )
     assert "password_file are alternatives" in error.rule
