@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import codec, footprint, many, reaction, soak, time_compression
+from benchmarks import codec, footprint, many, mqtt_flood, reaction, soak, time_compression
 from tests.mqtt.broker import find_mosquitto
 
 MACHINE_KEYS = {"cpu", "cores", "python"}
@@ -54,6 +54,13 @@ def test_reaction_mqtt_frozen(capsys: pytest.CaptureFixture[str]) -> None:
     assert result["variant"] == "mqtt_frozen"
     assert result["mqtt"]["frozen_during_trials"] is True
     assert result["all"]["n"] == 3
+
+
+@pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
+def test_mqtt_flood(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_main(mqtt_flood.main, ["--trials", "1", "--junk", "20"], capsys)
+    assert result["stop_latency"].keys() >= LATENCY_KEYS
+    assert {"refused_events_per_trial_max", "bridge_warnings_per_trial_max"} <= result.keys()
 
 
 def test_time_compression(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
