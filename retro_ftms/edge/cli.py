@@ -465,7 +465,10 @@ def run(
     mqtt: Annotated[
         str | None,
         typer.Option(
-            "--mqtt", metavar="URL", help="Publish state to MQTT: mqtt://user:pass@host:port (mqtts:// TLS)."
+            "--mqtt",
+            metavar="URL",
+            help="Publish state to MQTT: mqtt://user@host:port (mqtts:// TLS). The password: "
+            "RETRO_FTMS_MQTT__PASSWORD or [mqtt] password_file (in the URL, ps shows it).",
         ),
     ] = None,
     events: Annotated[

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import logging
 import os
 import stat
 import tomllib
@@ -44,6 +45,8 @@ from retro_ftms.safety.limits import SafetyConfig
 
 if TYPE_CHECKING:
     from retro_ftms.ble.ftms_client import TreadmillQuirks
+
+_LOGGER = logging.getLogger(__name__)
 
 ENV_PREFIX: Final = "RETRO_FTMS_"
 ENV_NESTED_DELIMITER: Final = "__"
@@ -281,6 +284,12 @@ class MqttConfig(BaseModel):
         if self.ca_file is not None and not parts["tls"]:
             rule = "mqtt.ca_file is only used with TLS: use an mqtts:// url (or remove ca_file)"
             raise ConfigError(source, "mqtt.url", Shown(mask_url(url)), rule)
+        if "password" in parts:
+            _LOGGER.warning(
+                "%s: a password in the URL shows in the process list to every local user: "
+                "use RETRO_FTMS_MQTT__PASSWORD or [mqtt] password_file instead",
+                source,
+            )
         keep = self.model_dump(exclude={"url", *_URL_PARTS})
         if "password" not in parts and self.password is not None and self.password_file is None:
             keep["password"] = self.password  # from the environment: a url without a password keeps it

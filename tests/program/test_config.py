@@ -361,3 +361,13 @@ def test_password_and_password_file_are_alternatives(tmp_path: Path) -> None:
         write(tmp_path, f"[mqtt]\npassword_file = '{path}'\n"), {"RETRO_FTMS_MQTT__PASSWORD": "x"}
     )
     assert "password_file are alternatives" in error.rule
+
+
+def test_a_password_in_the_mqtt_option_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    MqttConfig.from_url("mqtt://walker:hunter2@broker")
+    (record,) = caplog.records
+    assert "process list" in record.getMessage()
+    assert "hunter2" not in record.getMessage()
+    caplog.clear()
+    MqttConfig.from_url("mqtt://walker@broker")
+    assert caplog.records == []
