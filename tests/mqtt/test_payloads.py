@@ -6,12 +6,11 @@ import json
 import re
 
 import pytest
-from pydantic import ValidationError
 
 from retro_ftms.edge.mqtt.bridge import backoff_delay_s
 from retro_ftms.edge.mqtt.discovery import discovery_config
 from retro_ftms.edge.mqtt.outbox import Outbox
-from retro_ftms.edge.mqtt.payloads import EventMessage, MqttCommand, describe_payload
+from retro_ftms.edge.mqtt.payloads import EventMessage, command_name, describe_payload
 from retro_ftms.edge.mqtt.topics import MqttTopics, safe_id
 from retro_ftms.events import SafetyEvent
 
@@ -23,15 +22,14 @@ TOPICS = MqttTopics.build("retro_ftms/treadmill", "homeassistant", "treadmill")
     [(b"STOP", "STOP"), (b"stop", "STOP"), (b" Pause\n", "PAUSE"), (b"rEsUmE", "RESUME")],
 )
 def test_commands_any_case(payload: bytes, command: str) -> None:
-    assert MqttCommand.parse(payload).command == command
+    assert command_name(payload) == command
 
 
 @pytest.mark.parametrize(
     "payload", [b"", b"START", b"faster", b"speed 5", b"\xff\xfe", b"STOP" * 20, b'{"command": "STOP"}']
 )
 def test_anything_else_is_rejected(payload: bytes) -> None:
-    with pytest.raises(ValidationError):
-        MqttCommand.parse(payload)
+    assert command_name(payload) is None
 
 
 @pytest.mark.parametrize(
@@ -46,10 +44,7 @@ def test_anything_else_is_rejected(payload: bytes) -> None:
     ],
 )
 def test_only_ascii_spells_a_command(text: str) -> None:
-    with pytest.raises(ValidationError):
-        MqttCommand.parse(text.encode())
-    with pytest.raises(ValidationError):
-        MqttCommand.model_validate({"command": text})
+    assert command_name(text.encode()) is None
 
 
 def test_describe_payload_is_short_and_printable() -> None:

@@ -6,6 +6,9 @@ few microseconds per event and nothing more. One task owns the connection: a fre
 attempt (mqtt.md: re-entering a dropped client skips the CONNACK wait), an outbound and an inbound pump in
 a TaskGroup, exponential backoff with jitter between attempts. Every publish is QoS 1 with its own
 timeout, so a frozen broker fails the publish, drops the connection and is retried, never wedges.
+Commands are acted on as paho decodes them, never queued behind other messages, and refusals are
+reported at a bounded rate (`RefusalThrottle`): a flood of junk on `<base>/cmd` neither delays a STOP
+nor floods the log.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from retro_ftms.edge.mqtt.payloads import (
     describe_payload,
     state_payload,
 )
-from retro_ftms.edge.mqtt.throttle import REFUSAL_BURST, RefusalThrottle
+from retro_ftms.edge.mqtt.throttle import RefusalThrottle
 from retro_ftms.edge.mqtt.tls import TlsSetupError, make_tls_context
 from retro_ftms.edge.mqtt.topics import MqttTopics
 from retro_ftms.events import Event, EventBus, RefusedEvent
@@ -448,7 +451,7 @@ class MqttBridge:
             return
         rule = (
             f"{suppressed.count} more refused MQTT commands in the last {suppressed.window_s:.1f} s "
-            f"(refusals are reported one by one at most {REFUSAL_BURST} per {self._refusals.interval_s:g} s)"
+            f"(reported one by one at most {self._refusals.burst} per {self._refusals.interval_s:g} s)"
         )
         _LOGGER.warning("%s", rule)
         self._bus.publish(RefusedEvent(op="mqtt_command", value=suppressed.count, rule=rule))

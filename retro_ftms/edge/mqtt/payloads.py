@@ -1,14 +1,15 @@
 """The JSON and text payloads of the MQTT topics, as pydantic models.
 
 `<base>/state` is a `SessionSnapshot` (design.md's state fields and `limits_loosened`); `<base>/event` is an
-`EventMessage` (the event log's object for the same event); `<base>/cmd` is parsed into an `MqttCommand`.
+`EventMessage` (the event log's object for the same event); a `<base>/cmd` payload is read by
+`command_name`, cheap enough for a flood.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict
 
 from retro_ftms.events import CoachEvent, EndEvent, Event, RefusedEvent, SafetyEvent, StepEvent, to_record
 from retro_ftms.printable import printable
@@ -37,31 +38,6 @@ def command_name(payload: bytes) -> CommandName | None:
     if len(payload) > MAX_COMMAND_BYTES:
         return None
     return _COMMANDS.get(payload.strip(ASCII_WHITESPACE).upper())
-
-
-class MqttCommand(BaseModel):
-    """A command from `<base>/cmd`: STOP, PAUSE or RESUME in any ASCII case, ASCII whitespace ignored."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    command: CommandName
-
-    @field_validator("command", mode="before")
-    @classmethod
-    def _normalise(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.encode("utf-8", errors="surrogatepass")
-        if isinstance(value, bytes | bytearray):
-            name = command_name(bytes(value))
-            if name is None:
-                raise ValueError("not STOP, PAUSE or RESUME (ASCII letters, any case)")
-            return name
-        return value
-
-    @classmethod
-    def parse(cls, payload: bytes) -> MqttCommand:
-        """The command in `payload`; raises `pydantic.ValidationError` for anything else."""
-        return cls.model_validate({"command": payload})
 
 
 def describe_payload(payload: bytes) -> str:

@@ -39,6 +39,10 @@ class RefusalThrottle:
         self._count = 0
 
     @property
+    def burst(self) -> int:
+        return self._burst
+
+    @property
     def interval_s(self) -> float:
         return self._interval_s
 
