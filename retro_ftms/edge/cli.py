@@ -331,11 +331,15 @@ def _treadmill(
     return device, transport if transport is not None else ble.transport
 
 
-def _check_events_is_no_input(events: Path, program: str, config: Path | None, app_config: AppConfig) -> None:
+def _check_events_is_no_input(
+    events: Path, program: tuple[str, str], config: Path | None, app_config: AppConfig
+) -> None:
     """The event log is appended to: naming a file the session reads (or the diagnostic log) would write
-    JSON lines into it. Same file by inode where it exists, else by resolved path (exit 2)."""
+    JSON lines into it. Same file by inode where it exists, else by resolved path (exit 2). `program` is
+    (where it was named, the name or file)."""
+    program_file = Path(program[1])
     files: list[tuple[str, Path | None]] = [
-        ("--program", Path(program) if Path(program).is_file() else None),
+        (program[0], program_file if program_file.is_file() else None),  # else a built-in program
         ("--config", config),
         ("[mqtt] password_file", app_config.mqtt.password_file),
         ("[mqtt] ca_file", app_config.mqtt.ca_file),
@@ -489,6 +493,7 @@ def run(
     """
     _Logging.setup(verbose)
     app_config = _load_config("run", config)
+    program_source = "--program" if program is not None else "[session] program"
     program = program if program is not None else app_config.session.program
     if program is None:
         raise _usage_error("run", "say which program: --program NAME|FILE (or set [session] program)")
@@ -511,7 +516,7 @@ def run(
     if events is not None and (events.is_dir() or not events.parent.is_dir()):
         raise _usage_error("run", f"--events {events}: not a file in an existing folder")
     if events is not None:
-        _check_events_is_no_input(events, program, config, app_config)
+        _check_events_is_no_input(events, (program_source, program), config, app_config)
 
     from retro_ftms.edge.keys import is_terminal, stdin_fd  # noqa: PLC0415
 

@@ -117,17 +117,23 @@ def test_events_on_an_input_of_the_session_is_refused(tmp_path: Path, option: st
     assert mine.read_bytes() == before
 
 
-def test_events_on_the_password_file_or_the_log_file_is_refused(tmp_path: Path) -> None:
+def test_events_on_the_password_file_log_file_or_config_program_is_refused(tmp_path: Path) -> None:
     secret = tmp_path / "mqtt-password"
     secret.write_text("hunter2\n", encoding="utf-8")
     secret.chmod(0o600)
     log = tmp_path / "retro-ftms.log"
     (tmp_path / "sub").mkdir()
     config = tmp_path / "retro-ftms.toml"
-    config.write_text(f"[mqtt]\npassword_file = '{secret}'\n[log]\nfile = '{log}'\n", encoding="utf-8")
-    base = ["run", "--simulator", "--yes", "--program", SHORT_PROGRAM, "--config", str(config)]
+    program = tmp_path / "walk.toml"
+    program.write_text(Path(SHORT_PROGRAM).read_text(encoding="utf-8"), encoding="utf-8")
+    config.write_text(
+        f"[session]\nprogram = '{program}'\n[mqtt]\npassword_file = '{secret}'\n[log]\nfile = '{log}'\n",
+        encoding="utf-8",
+    )
+    base = ["run", "--simulator", "--yes", "--config", str(config)]
     other_name = tmp_path / "sub" / ".." / "retro-ftms.log"
-    for events, name in ((secret, "[mqtt] password_file"), (other_name, "[log] file")):
+    named = ((secret, "[mqtt] password_file"), (other_name, "[log] file"), (program, "[session] program"))
+    for events, name in named:
         result = CliRunner().invoke(app, [*base, "--events", str(events)])
         assert result.exit_code == 2, result.output
         assert name in result.stderr
