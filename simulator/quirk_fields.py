@@ -22,6 +22,7 @@ class Quirk(enum.StrEnum):
     CP_NOTIFY = "cp-notify"
     SPIN_UP = "spin-up"
     NO_FEATURE = "no-feature"
+    NO_SPEED_TARGET = "no-speed-target"
     NO_RANGES = "no-ranges"
     ZERO_WAKEUP = "zero-wakeup"
     TRAILING_BYTES = "trailing-bytes"
@@ -56,6 +57,8 @@ class Quirks:
     # A Set Target Speed within this many seconds after a Start/Resume drops the link (0: never).
     spin_up_s: float = 0.0
     feature_characteristic: bool = True
+    # The Feature claims the speed-target bit (Target Setting Features bit 0).
+    speed_target: bool = True
     range_characteristics: bool = True
     # An all-zero Treadmill Data record goes out when the belt is started (waking) and stopped (sleeping).
     zero_records: bool = False

@@ -94,6 +94,11 @@ PROFILES: Final[Mapping[Quirk, QuirkProfile]] = MappingProxyType(
                 {"feature_characteristic": False},
             ),
             QuirkProfile(
+                Quirk.NO_SPEED_TARGET,
+                "a Fitness Machine Feature without the speed-target bit",
+                {"speed_target": False},
+            ),
+            QuirkProfile(
                 Quirk.NO_RANGES,
                 "no Supported Speed/Inclination Range characteristics",
                 {"range_characteristics": False},

@@ -175,9 +175,10 @@ class FtmsServer:
         ):
             if enabled:
                 machine |= bit
-        return FitnessMachineFeature(
-            machine, TargetSettingFeature.SPEED_TARGET | TargetSettingFeature.INCLINATION_TARGET
-        )
+        target = TargetSettingFeature.INCLINATION_TARGET
+        if self.quirks.speed_target:
+            target |= TargetSettingFeature.SPEED_TARGET
+        return FitnessMachineFeature(machine, target)
 
     @property
     def speed_range(self) -> SpeedRange:

@@ -44,6 +44,7 @@ EXIT_DECLINED: Final = 2  # the person said no at pre-flight: nothing moved (des
 # first; a broker that is slow or gone costs this once, at the start, and never delays a stop or a step.
 MQTT_STARTUP_WAIT_S: Final = 1.0
 NO_INCLINE_RULE: Final = "the treadmill cannot set incline"
+NO_SPEED_RULE: Final = "the treadmill cannot set speed (no speed target in its Feature)"
 Units = Literal["mph", "kmh"]
 
 
@@ -315,7 +316,8 @@ async def _run_guarded(
 
 def check_incline_targets(program: Program, features: FitnessMachineFeature | None) -> None:
     """A program that asks for incline on a treadmill that takes no incline target is a `ProgramError`
-    naming its first such step: rejected before anything moves, rather than refused at every step.
+    naming its first such step: rejected before anything moves, rather than refused at every step. So is
+    any program on a treadmill that takes no speed target, since every step sets a speed.
 
     Unknown features (None) are not held against the program: the guard checks every command anyway.
     """
@@ -323,7 +325,14 @@ def check_incline_targets(program: Program, features: FitnessMachineFeature | No
     from retro_ftms.program import Quantity  # noqa: PLC0415
     from retro_ftms.program.model import step_label  # noqa: PLC0415
 
-    if features is None or features.target & TargetSettingFeature.INCLINATION_TARGET:
+    if features is None:
+        return
+    if not features.target & TargetSettingFeature.SPEED_TARGET:
+        # Every step has a speed (> 0), so the first step is the one that cannot run.
+        first = program.steps[0]
+        where = step_label(0, first.name)
+        raise ProgramError(program.source, where, Quantity("speed", first.speed, "km/h"), NO_SPEED_RULE)
+    if features.target & TargetSettingFeature.INCLINATION_TARGET:
         return
     for index, step in enumerate(program.steps):
         if step.incline != 0:

@@ -150,7 +150,9 @@ class SessionRunner:
         if await self._handle_requests():
             return await self._end_latched()
         await guard.take_control()
-        if await self._handle_requests():
+        # A trigger during Request Control (a safety key, a lost link) latches the guard, which then refuses
+        # Start: end as that latch rather than as a refused command.
+        if await self._handle_requests() or guard.latched is not None:
             return await self._end_latched()
         if guard.paused and not await guard.wait_resumed():
             return await self._end_latched()
