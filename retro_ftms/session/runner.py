@@ -151,8 +151,9 @@ class SessionRunner:
             return await self._end_latched()
         await guard.take_control()
         # A trigger during Request Control (a safety key, a lost link) latches the guard, which then refuses
-        # Start: end as that latch rather than as a refused command.
-        if await self._handle_requests() or guard.latched is not None:
+        # Start: end as that latch rather than as a refused command (read through `self._guard` so that
+        # mypy does not narrow `guard.latched` for the checks in the loop below).
+        if await self._handle_requests() or self._guard.latched is not None:
             return await self._end_latched()
         if guard.paused and not await guard.wait_resumed():
             return await self._end_latched()
