@@ -39,6 +39,7 @@ def test_every_quirk_of_ftms_md_has_a_profile() -> None:
         "target-echo",
         "flat-incline-accepted",
         "vendor-steps",
+        "no-speed-target",  # not in ftms.md: the adversarial machine of issue 16 (violation 6)
     }
 
 
