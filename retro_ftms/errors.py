@@ -61,6 +61,20 @@ class ConfigError(InvalidInputError):
     """A configuration file, environment variable or option is malformed or beyond a ceiling."""
 
 
+class BeltMovingError(InvalidInputError):
+    """The belt was already moving before the session started it (someone started it at the console):
+    the session does not take it over and writes nothing that moves it (exit 2).
+
+    `where` is the refused command (`start`), `value` the reported speed in km/h.
+    """
+
+    RULE = "the belt is already moving: stop it at the console first"
+
+    def __init__(self, op: str, speed_kmh: float) -> None:
+        super().__init__("treadmill", op, speed_kmh, self.RULE)
+        self.args = (self.RULE,)  # the one line the person needs; the speed is in `value` and the log
+
+
 class BluetoothUnavailableError(RetroFtmsError):
     """The machine has no usable Bluetooth stack (no adapter, no BlueZ, no D-Bus)."""
 

@@ -1,8 +1,11 @@
 """Fault specs (`--fault KIND@T[:ARG]`): misbehaviours the simulated treadmill can be told to show.
 
-T is in simulated seconds after the first Start the simulator received. Each kind is a real behaviour
-of the model or the server (see `simulator.server.FtmsServer.apply_fault`), never a shortcut around
-the protocol.
+T is in simulated seconds after the first Start the simulator received. What happens before that Start
+has two other anchors: `KIND@request-control[:ARG]` fires when the first Request Control arrives, before
+it is answered (a safety key pulled while the session asks for control), and `preroll@KMH` is the belt
+already running at KMH when the machine comes on the air (someone started it at the console before any
+client connected). Each kind is a real behaviour of the model or the server (see
+`simulator.server.FtmsServer.apply_fault`), never a shortcut around the protocol.
 """
 
 from __future__ import annotations
@@ -31,6 +34,15 @@ class FaultKind(enum.StrEnum):
     CP_TIMEOUT = "cp-timeout"
     CP_ERROR = "cp-error"
     GARBAGE = "garbage"
+    PREROLL = "preroll"
+
+
+class FaultAnchor(enum.StrEnum):
+    """The moment a fault's T counts from."""
+
+    FIRST_START = "start"  # the first Start/Resume the simulator received (`KIND@T`)
+    REQUEST_CONTROL = "request-control"  # the first Request Control, before its answer (T is 0)
+    POWER_ON = "power-on"  # the simulator coming on the air, before any client (`preroll@KMH` only)
 
 
 # What each kind's argument means; kinds not listed take none.
@@ -55,12 +67,14 @@ _RESULT_NAMES: Final = {
 
 @dataclass(frozen=True, slots=True)
 class FaultSpec:
-    """One scheduled fault: `kind` at `at_s` simulated seconds after the first Start, with its argument
-    (seconds, km/h, % or a result code) when the kind takes one."""
+    """One scheduled fault: `kind` at `at_s` simulated seconds after its `anchor` (the first Start unless
+    the spec says otherwise), with its argument (seconds, km/h, % or a result code) when the kind takes
+    one."""
 
     kind: FaultKind
     at_s: float
     argument: float | None = None
+    anchor: FaultAnchor = FaultAnchor.FIRST_START
 
     @classmethod
     def parse(cls, spec: str) -> FaultSpec:
@@ -78,19 +92,29 @@ class FaultSpec:
         except ValueError:
             kinds = ", ".join(k.value for k in FaultKind)
             raise bad(f"unknown fault kind {kind_text!r}; known kinds: {kinds}") from None
+        if kind is FaultKind.PREROLL:
+            kmh = _number(rest, bad, f"KMH ({kind}@KMH: the belt's speed when a client connects)")
+            if not 0 < kmh <= MAX_SPEED_ARG_KMH:
+                raise bad(f"KMH must be in (0, {MAX_SPEED_ARG_KMH:g}], not {kmh:g}")
+            return cls(kind, 0.0, kmh, FaultAnchor.POWER_ON)
         time_text, colon, arg_text = rest.partition(":")
-        at_s = _number(time_text, bad, "T (seconds after the first Start)")
-        if not 0 <= at_s <= MAX_FAULT_TIME_S:
-            raise bad(f"T must be between 0 and {MAX_FAULT_TIME_S:g} s, not {at_s:g}")
+        if time_text.strip().lower() == FaultAnchor.REQUEST_CONTROL:
+            anchor, at_s = FaultAnchor.REQUEST_CONTROL, 0.0
+        else:
+            anchor = FaultAnchor.FIRST_START
+            what = f"T (seconds after the first Start, or {FaultAnchor.REQUEST_CONTROL})"
+            at_s = _number(time_text, bad, what)
+            if not 0 <= at_s <= MAX_FAULT_TIME_S:
+                raise bad(f"T must be between 0 and {MAX_FAULT_TIME_S:g} s, not {at_s:g}")
         arg_name = _ARGUMENTS.get(kind)
         if arg_name is None:
             if colon:
                 raise bad(f"{kind} takes no argument")
-            return cls(kind, at_s)
+            return cls(kind, at_s, anchor=anchor)
         if not colon or not arg_text.strip():
             raise bad(f"{kind} needs an argument: {kind}@T:{arg_name}")
         if kind is FaultKind.CP_ERROR:
-            return cls(kind, at_s, float(_result_code(arg_text, bad)))
+            return cls(kind, at_s, float(_result_code(arg_text, bad)), anchor)
         value = _number(arg_text, bad, arg_name)
         if kind is FaultKind.SILENCE and not 0 < value <= MAX_FAULT_TIME_S:
             raise bad(f"SECONDS must be positive (and at most {MAX_FAULT_TIME_S:g}), not {value:g}")
@@ -100,7 +124,7 @@ class FaultSpec:
             raise bad(
                 f"PCT must be in [-{INCLINE_ARG_LIMIT_PCT:g}, {INCLINE_ARG_LIMIT_PCT:g}], not {value:g}"
             )
-        return cls(kind, at_s, value)
+        return cls(kind, at_s, value, anchor)
 
     @property
     def code(self) -> int:
@@ -110,7 +134,10 @@ class FaultSpec:
         return int(self.argument)
 
     def __str__(self) -> str:
-        text = f"{self.kind}@{self.at_s:g}"
+        if self.anchor is FaultAnchor.POWER_ON:
+            return f"{self.kind}@{self.argument:g}"
+        at = self.anchor if self.anchor is FaultAnchor.REQUEST_CONTROL else f"{self.at_s:g}"
+        text = f"{self.kind}@{at}"
         if self.kind is FaultKind.CP_ERROR:
             return f"{text}:0x{self.code:02x}"
         if self.argument is not None:

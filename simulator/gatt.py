@@ -45,9 +45,10 @@ from retro_ftms.codec import (
     TRAINING_STATUS_UUID,
     TREADMILL_DATA_UUID,
     TREADMILL_SERVICE_DATA,
+    OpCode,
 )
 from retro_ftms.events import EventBus, SimEvent
-from simulator.faults import FaultKind, FaultSpec
+from simulator.faults import FaultAnchor, FaultKind, FaultSpec
 from simulator.model import SimulatorSettings, TreadmillModel
 from simulator.server import Channel, FtmsServer, Outgoing, ReceivedRequest
 
@@ -112,6 +113,7 @@ class SimulatedTreadmill:
         self._senders: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._first_start = asyncio.Event()
+        self._control_requested = False  # the first Request Control arrived (`KIND@request-control`)
         self._advertising_interval_ms = self.settings.advertising_interval_ms
         self._adv_max_bytes = VIRTUAL_ADV_MAX_BYTES
         self._chars: dict[Channel, Characteristic[bytes]] = {}
@@ -152,6 +154,8 @@ class SimulatedTreadmill:
                 await self.clock.sleep_until(self.model.belt_settles_at())
 
     async def __aenter__(self) -> Self:
+        for fault in self._anchored(FaultAnchor.POWER_ON):
+            self.server.apply_fault(fault)  # nobody is connected yet: nothing to deliver
         self._tg = await self._stack.enter_async_context(asyncio.TaskGroup())
         self._background = [
             self._tg.create_task(self._run_data(), name="sim-treadmill-data"),
@@ -413,6 +417,10 @@ class SimulatedTreadmill:
                 raise att.ATT_Error(att.ErrorCode.PROCEDURE_ALREADY_IN_PROGRESS)
             if not value:
                 raise att.ATT_Error(att.ErrorCode.INVALID_ATTRIBUTE_LENGTH)
+        if value[0] == OpCode.REQUEST_CONTROL and not self._control_requested:
+            self._control_requested = True
+            for fault in self._anchored(FaultAnchor.REQUEST_CONTROL):
+                self.apply_fault(fault)  # before the answer: the client sees it while it waits
         self._deliver(self.server.handle_control_point(connection, bytes(value)))
         if self.server.first_start_at is not None:
             self._first_start.set()
@@ -484,15 +492,19 @@ class SimulatedTreadmill:
                     await self._wake.wait()
             self._deliver(self.server.poll_data(), wake=False)
 
+    def _anchored(self, anchor: FaultAnchor) -> list[FaultSpec]:
+        return [fault for fault in self.faults if fault.anchor is anchor]
+
     async def _run_faults(self) -> None:
         """Apply the scheduled faults at their times after the first Start."""
-        if not self.faults:
+        timed = self._anchored(FaultAnchor.FIRST_START)
+        if not timed:
             return
         await self._first_start.wait()
         start = self.server.first_start_at
         if start is None:
             raise RuntimeError("first start event without a start time")
-        for fault in self.faults:
+        for fault in timed:
             await self.clock.sleep_until(start + fault.at_s)
             if fault.kind is FaultKind.DISCONNECT:
                 self.server.apply_fault(fault)

@@ -286,6 +286,14 @@ class TreadmillModel:
             self._target_speed_kmh = self.settings.speed_min_kmh
         self._state = BeltState.RUNNING
 
+    def run_at(self, kmh: float) -> None:
+        """The belt has been running at `kmh` for a while: someone started it at the console before any
+        client connected (the `preroll` fault). No ramp: it is at speed now."""
+        self._rebase()
+        self._target_speed_kmh = kmh
+        self._speed0 = kmh
+        self._state = BeltState.RUNNING
+
     def stop(self) -> None:
         self._rebase()
         self._state = BeltState.STOPPED

@@ -416,6 +416,8 @@ class FtmsServer:
         if kind is FaultKind.CP_ERROR:
             self._pending_error = fault.code
             return []
+        if kind is FaultKind.PREROLL:
+            return self._preroll(_arg(fault))
         if kind is FaultKind.GARBAGE:
             return [
                 Outgoing(client, Channel.TREADMILL_DATA, record)
@@ -616,6 +618,14 @@ class FtmsServer:
             *self._set_training(TrainingStatusCode.MANUAL_MODE),
             *self._zero_records(),
         ]
+
+    def _preroll(self, kmh: float) -> list[Outgoing]:
+        """Running at `kmh` since before anyone connected, started at the console (no first Start of
+        ours: faults timed from the first Start wait for one)."""
+        self.model.run_at(kmh)
+        self._motion_unreported = True
+        self._rest_record_pending = True
+        return self._set_training(TrainingStatusCode.MANUAL_MODE)
 
     def _stop(self) -> list[Outgoing]:
         self.model.stop()

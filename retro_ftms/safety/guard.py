@@ -41,7 +41,7 @@ from retro_ftms.codec import (
     TargetSettingFeature,
     TreadmillData,
 )
-from retro_ftms.errors import CodecError, ControlPointError, LinkLostError, RetroFtmsError
+from retro_ftms.errors import BeltMovingError, CodecError, ControlPointError, LinkLostError, RetroFtmsError
 from retro_ftms.events import (
     EventBus,
     HoldEvent,
@@ -86,6 +86,14 @@ SPIN_UP_GRACE_S: Final = 3.0
 # After a Start/Resume on a machine that must spin up (`[ble] spin_up_s`), the belt must be running steadily
 # within the spin-up time plus this long (a few one-second records), or it did not start.
 SPIN_UP_MARGIN_S: Final = 5.0
+# Before the first Start the guard waits this long (clock seconds, at least the watchdog floor) for a
+# first Treadmill Data record: a machine reports about once a second while its belt moves, so a belt
+# someone started at the console shows itself within it. A machine silent at rest costs this once.
+FIRST_RECORD_WAIT_S: Final = 2.0
+# A resume asked while the belt may still coast after the pause waits this long (clock seconds, at least
+# the watchdog floor) for a record newer than the pause that shows it at rest (a walking-speed belt comes
+# to rest in a few seconds); after that the session stays paused and says so, and the person asks again.
+RESUME_REST_WAIT_S: Final = 10.0
 # A Stop that failed (no answer, ATT error, error result) is written again this often until confirmed.
 STOP_RETRY_INTERVAL_S: Final = 1.0
 # Incline above its band in this many records in a row is the console (or the machine) raising it.
@@ -175,6 +183,14 @@ class SafetyGuard:
         self._pause_source: str | None = None
         self._paused_at_s: float | None = None
         self._pause_halted = False
+        # The latest record newer than the pause (our Pause answered, or the console's status) showed the
+        # belt at rest: the only time a resume may write Start. Stricter than `_pause_halted`, which a
+        # zero record from before the pause can set (enough to say the pause was not ignored).
+        self._rest_since_pause = False
+        # A resume waiting for that record (its source), and until when it waits (clock seconds).
+        self._resume_source: str | None = None
+        self._resume_by_s: float | None = None
+        self._resume_wanted = asyncio.Event()
         self._finishing = False
         self._released = False
         self._link_down = False
@@ -189,6 +205,7 @@ class SafetyGuard:
         self._incline: float | None = None
         self._hr: int | None = None
         self._data_at_s: float | None = None
+        self._data_seen = asyncio.Event()  # a record with a speed arrived since the guard was entered
         self._running_since_s: float | None = None
         self._last_start_s: float | None = None
         # Clock time of a Start/Resume whose spin-up (`FtmsLink.spun_up`) is not over yet.
@@ -374,6 +391,7 @@ class SafetyGuard:
             group.create_task(self._stopper(), name="safety-stopper"),
             group.create_task(self._watchdog(), name="safety-watchdog"),
             group.create_task(self._actor(), name="safety-actor"),
+            group.create_task(self._resumer(), name="safety-resumer"),
         ]
         return self
 
@@ -431,6 +449,20 @@ class SafetyGuard:
 
     # -- commands -----------------------------------------------------------------------------------------
 
+    async def check_belt_at_rest(self) -> None:
+        """Before Request Control and the first Start: wait for a first Treadmill Data record (at most
+        `FIRST_RECORD_WAIT_S`) and refuse a belt it shows moving with `BeltMovingError`, writing nothing.
+
+        A belt someone started at the console is not ours to take over: a Start written on it would come
+        on top of a speed above the first-speed limit. Returns at once after a latch (the runner ends).
+        """
+        if not self._data_seen.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with self._clock.timeout(self._clock.watchdog_s(FIRST_RECORD_WAIT_S)):
+                    await self._data_seen.wait()
+        if self._latched is None and not self._started and self._belt_reported_moving():
+            self._refuse_moving("start")
+
     async def take_control(self) -> None:
         """Request Control. Raises `ControlPointError` when refused, `CommandRefused` after a latch."""
         async with self._lock:
@@ -450,8 +482,10 @@ class SafetyGuard:
             self._gate("start", None, starting=True)
             if self._paused:
                 self._refuse("start", None, Rule.START_AFTER_PAUSE)
-            if self._started or self._belt_reported_moving():
+            if self._started:
                 self._refuse("start", None, Rule.BELT_MOVING)
+            if self._belt_reported_moving():
+                self._refuse_moving("start")
             await self._start_belt("start")
 
     async def set_speed(self, kmh: float) -> None:
@@ -514,9 +548,16 @@ class SafetyGuard:
         else:
             if not response.ok:
                 self._trip("command_failed", f"pause: {result_name(response.result)}")
+            # A record that arrived before the answer may predate the pause (even the Start before it).
+            self._rest_since_pause = False
 
     async def resume(self, source: str) -> None:
-        """Resume after a pause by the person; never after a latch (`CommandRefused`)."""
+        """Resume after a pause by the person; never after a latch (`CommandRefused`).
+
+        Start goes out only once a record newer than the pause shows the belt at rest: until then the
+        resume waits (the resumer task writes Start when that record comes), at most
+        `RESUME_REST_WAIT_S`, after which the session stays paused and a `refused` event says why.
+        """
         async with self._lock:
             if self._latched is not None:
                 self._refuse("resume", None, Rule.NO_RESUME)
@@ -529,13 +570,52 @@ class SafetyGuard:
                 self._leave_pause()
                 self._announce_state("ready")
                 return
-            if self._belt_reported_moving():
-                self._refuse("resume", None, Rule.BELT_MOVING)
             if not self._has_control:
                 self._refuse("resume", None, Rule.NO_CONTROL)
+            if not self._rest_since_pause:
+                self._await_rest(source)
+                return
             _LOGGER.info("resumed by %s", source)
             self._leave_pause()
             await self._start_belt("resume")
+
+    def _await_rest(self, source: str) -> None:
+        """Keep a resume until a record newer than the pause shows the belt at rest (`_resumer`)."""
+        if self._resume_source is None:
+            self._resume_by_s = self._clock.now() + self._clock.watchdog_s(RESUME_REST_WAIT_S)
+            self._watch_wake.set()
+        self._resume_source = source
+        _LOGGER.info("resume from %s waits for the belt to come to rest after the pause", source)
+
+    async def _resumer(self) -> None:
+        """Write the Start of a waiting resume once the belt is at rest, if nothing changed meanwhile."""
+        while not self._closing:
+            await self._resume_wanted.wait()
+            self._resume_wanted.clear()
+            async with self._lock:
+                source = self._resume_source
+                if source is None or not self._rest_since_pause or not self._resumable():
+                    continue
+                _LOGGER.info("resumed by %s once the belt came to rest", source)
+                self._leave_pause()
+                with contextlib.suppress(RetroFtmsError):  # a failure has latched command_failed
+                    await self._start_belt("resume")
+
+    def _resumable(self) -> bool:
+        return (
+            self._paused
+            and self._started
+            and self._has_control
+            and self._latched is None
+            and not self._finishing
+            and not self._released
+        )
+
+    def _resume_expired(self) -> None:
+        """The belt did not come to rest in time for a waiting resume: stay paused and say so."""
+        source, self._resume_source, self._resume_by_s = self._resume_source, None, None
+        _LOGGER.warning("resume from %s: the belt has not come to rest since the pause: still paused", source)
+        self._bus.publish(RefusedEvent("resume", None, Rule.BELT_MOVING.value))
 
     async def stop(self, reason: SafetyReason, detail: str = "") -> bool:
         """Stop asked by the person or the process (`user`, `signal`, `mqtt_stop`, `error`).
@@ -589,6 +669,15 @@ class SafetyGuard:
         self._bus.publish(RefusedEvent(op, value, rule.value))
         _LOGGER.warning("refused %s %s: %s", op, value, rule.value)
         raise CommandRefused(op, value, rule)
+
+    def _refuse_moving(self, op: str) -> NoReturn:
+        """A belt that moves before we started it: refused, and the session ends (`BeltMovingError`)."""
+        speed = self._speed if self._speed is not None else math.nan
+        self._bus.publish(RefusedEvent(op, None, Rule.BELT_MOVING.value))
+        _LOGGER.warning(
+            "refused %s: the belt already runs at %g km/h before the session started it", op, speed
+        )
+        raise BeltMovingError(op, speed)
 
     def _gate(self, op: str, value: float | None, *, starting: bool = False) -> None:
         """The refusals every motion command shares."""
@@ -722,6 +811,7 @@ class SafetyGuard:
         self._pause_source = source
         self._paused_at_s = self._clock.now()
         self._pause_halted = self._known_still()
+        self._rest_since_pause = False
         self._notify_changed()
         self._watch_wake.set()
         _LOGGER.warning("paused by %s", source)
@@ -731,6 +821,8 @@ class SafetyGuard:
         self._paused = False
         self._pause_source = None
         self._paused_at_s = None
+        self._resume_source = None
+        self._resume_by_s = None
         # No data is owed while the belt stands still: the data timeout counts from the resume.
         self._running_since_s = self._clock.now()
         self._notify_changed()
@@ -889,6 +981,8 @@ class SafetyGuard:
                         self._pause_unconfirmed,
                     )
                 )
+        if self._resume_by_s is not None and self._paused and self._latched is None:
+            due.append((self._resume_by_s, self._resume_expired))
         if self._spin_up_from_s is not None and self.running and not self._link_down:
             spin_up_s = self._link.quirks.spin_up_s + SPIN_UP_MARGIN_S
             due.append((self._spin_up_from_s + self._clock.watchdog_s(spin_up_s), self._not_spun_up))
@@ -985,6 +1079,12 @@ class SafetyGuard:
         if speed is not None:
             self._speed = speed
             self._data_at_s = now
+            self._data_seen.set()
+            if self._paused:
+                at_rest = speed < STILL_BELOW_KMH
+                if at_rest and self._resume_source is not None:
+                    self._resume_wanted.set()
+                self._rest_since_pause = at_rest
             if speed < STILL_BELOW_KMH:
                 if self._paused:
                     self._pause_halted = True

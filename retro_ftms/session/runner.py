@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from retro_ftms.clock import Clock
-from retro_ftms.errors import ControlPointError, LinkLostError
+from retro_ftms.errors import BeltMovingError, ControlPointError, LinkLostError
 from retro_ftms.events import (
     PERSON_STOP_REASONS,
     EndEvent,
@@ -49,6 +49,8 @@ EXIT_INTERRUPTED: Final = 130
 EXIT_INTERNAL_ERROR: Final = 1
 
 _PERSON_REASONS: Final = PERSON_STOP_REASONS  # exit 130: the person stopped it
+# The `end` reason of a session that found the belt already moving and started nothing (exit 2).
+BELT_MOVING_REASON: Final = "belt_moving"
 
 _Request = tuple[Literal["stop"], SafetyReason] | tuple[Literal["pause", "resume"], str]
 
@@ -129,6 +131,10 @@ class SessionRunner:
         except asyncio.CancelledError:
             await self._guard.stop("signal", "the session was cancelled")
             raise
+        except BeltMovingError:
+            # Someone runs the belt from the console: not ours to start (exit 2, nothing moved by us).
+            self._bus.publish(EndEvent("stopped", BELT_MOVING_REASON))
+            raise
         except (ControlPointError, LinkLostError) as exc:
             _LOGGER.warning("session ended by a failed command: %s", exc)
             await self._guard.stop("command_failed", str(exc))
@@ -148,6 +154,9 @@ class SessionRunner:
         guard = self._guard
         # The person may have asked for a stop or a pause while the link was coming up: honour it first.
         if await self._handle_requests():
+            return await self._end_latched()
+        await guard.check_belt_at_rest()  # BeltMovingError: started at the console before us
+        if await self._handle_requests() or self._guard.latched is not None:
             return await self._end_latched()
         await guard.take_control()
         # A trigger during Request Control (a safety key, a lost link) latches the guard, which then refuses

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
 
 from retro_ftms.codec import FitnessMachineFeature, MachineFeature, OpCode, ResultCode, TargetSettingFeature
-from retro_ftms.errors import ControlPointError, LinkLostError
+from retro_ftms.errors import BeltMovingError, ControlPointError, LinkLostError
 from retro_ftms.events import RefusedEvent
 from retro_ftms.safety import CommandRefused, Rule, SafetyConfig
+from retro_ftms.safety.guard import FIRST_RECORD_WAIT_S, RESUME_REST_WAIT_S
 from tests.safety.conftest import Rig, reason_of
 from tests.safety.fakes import FakeLink, ManualClock, settle
 
@@ -55,10 +57,42 @@ async def test_never_start_while_the_belt_moves(rig: Rig) -> None:
     async with rig.guard() as guard:
         await guard.take_control()
         rig.link.data(0.8)  # started by hand before the session
-        await refused(rig, Rule.BELT_MOVING, guard.start())
+        with pytest.raises(BeltMovingError) as caught:
+            await guard.start()
+        assert (caught.value.where, caught.value.value) == ("start", 0.8)
+        assert rig.refused()[-1] == RefusedEvent("start", None, Rule.BELT_MOVING.value)
         rig.link.data(0.0)
         await guard.start()
         await refused(rig, Rule.BELT_MOVING, guard.start())  # a second Start would toggle on some machines
+        assert rig.link.names() == ["request_control", "start_or_resume"]
+
+
+async def test_a_belt_moving_before_the_session_is_refused_before_anything_is_written(rig: Rig) -> None:
+    """Issue 16 v4: the record that shows the belt running may come a moment after the connection."""
+    async with rig.guard() as guard:
+        check = asyncio.ensure_future(guard.check_belt_at_rest())
+        await rig.clock.advance(0.9)
+        assert not check.done()  # waiting for a first record
+        rig.link.data(2.0)
+        with pytest.raises(BeltMovingError):
+            await check
+        assert rig.link.writes == []
+        assert rig.refused() == [RefusedEvent("start", None, Rule.BELT_MOVING.value)]
+        assert guard.latched is None
+
+
+async def test_a_belt_at_rest_or_silent_passes_the_check_before_the_start(rig: Rig) -> None:
+    async with rig.guard() as guard:
+        async with asyncio.TaskGroup() as group:
+            check = group.create_task(guard.check_belt_at_rest())
+            await rig.clock.advance(FIRST_RECORD_WAIT_S - 0.1)
+            assert not check.done()
+            await rig.clock.advance(0.2)  # a machine silent at rest: the wait is bounded
+        rig.link.data(0.0)
+        await guard.check_belt_at_rest()
+        await guard.take_control()
+        await guard.start()
+        assert rig.link.names() == ["request_control", "start_or_resume"]
 
 
 async def test_first_speed_then_ramp(rig: Rig) -> None:
@@ -203,8 +237,7 @@ async def test_pause_and_resume(rig: Rig) -> None:
         assert (guard.paused, guard.pause_source) == (True, "terminal")
         await refused(rig, Rule.PAUSED, guard.set_speed(1.0))
         await refused(rig, Rule.START_AFTER_PAUSE, guard.start())
-        await refused(rig, Rule.BELT_MOVING, guard.resume("terminal"))  # still slowing down
-        rig.link.data(0.0)
+        rig.link.data(0.0)  # the belt stands: the resume starts it at once
         await guard.resume("terminal")
         # Resumed, then brought down to the first speed (the machine resumes at its old target).
         assert rig.link.names()[-2:] == ["start_or_resume", "set_target_speed"]
@@ -213,6 +246,59 @@ async def test_pause_and_resume(rig: Rig) -> None:
         assert rig.states() == ["running", "paused", "running"]
         await refused(rig, Rule.NOT_PAUSED, guard.resume("terminal"))
         await refused(rig, Rule.RISE_INTERVAL, guard.set_speed(1.9))  # the resume counts as a rise
+
+
+async def test_a_resume_waits_for_a_record_newer_than_the_pause_at_rest(rig: Rig) -> None:
+    """Issue 16 v4: paused right after the Start, the last record (0 km/h) predates the Start, and the
+    belt still coasts: the resume waits, and Start goes out only after a zero record newer than the Pause."""
+    async with rig.guard() as guard:
+        await guard.take_control()
+        rig.link.data(0.0)  # at rest before the Start
+        await guard.start()
+        await guard.pause("mqtt")
+        await guard.resume("mqtt")
+        await rig.clock.advance(1.0)
+        rig.link.data(0.47)  # still coasting after the Pause
+        await settle()
+        assert rig.link.names() == ["request_control", "start_or_resume", "pause"]
+        assert guard.paused
+        rig.link.data(0.0)
+        await settle()
+        assert rig.link.names() == ["request_control", "start_or_resume", "pause", "start_or_resume"]
+        assert (guard.paused, guard.running) == (False, True)
+        assert rig.refused() == []
+
+
+async def test_a_resume_the_belt_does_not_rest_for_stays_paused_and_says_so(rig: Rig) -> None:
+    async with rig.guard() as guard:
+        await rig.running(guard, 1.6)
+        await rig.tick(5, 1.6)
+        await guard.pause("terminal")
+        await guard.resume("terminal")
+        await rig.tick(RESUME_REST_WAIT_S + 1, 0.3)  # a belt that does not come to rest
+        assert rig.refused() == [RefusedEvent("resume", None, Rule.BELT_MOVING.value)]
+        assert guard.paused
+        assert guard.latched is None
+        rig.link.data(0.0)  # at rest at last: that alone starts nothing
+        await settle()
+        assert "start_or_resume" not in rig.link.names()[2:]
+        await guard.resume("terminal")  # the person asks again
+        assert rig.link.names()[-2:] == ["pause", "start_or_resume"]
+
+
+async def test_a_waiting_resume_is_dropped_by_a_stop(rig: Rig) -> None:
+    async with rig.guard() as guard:
+        await rig.running(guard, 1.6)
+        await rig.tick(5, 1.6)
+        await guard.pause("terminal")
+        await guard.resume("terminal")
+        async with asyncio.TaskGroup() as group:
+            stop = group.create_task(guard.stop("user"))
+            await settle()
+            rig.link.data(0.0)
+        assert stop.result()
+        await settle()
+        assert rig.link.names()[-2:] == ["pause", "stop"]
 
 
 async def test_pause_before_the_start(rig: Rig) -> None:
