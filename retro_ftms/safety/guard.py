@@ -179,6 +179,10 @@ class SafetyGuard:
         self._has_control = False
         self._started = False
         self._start_in_flight = False
+        # The machine's Started status that echoes our Start/Resume usually comes after the answer: one
+        # arriving until this clock time is ours, not the console resuming a pause we wrote since.
+        self._start_echo_by_s: float | None = None
+        self._start_echoed = False  # the echo came while the Start was in flight
         self._paused = False
         self._pause_source: str | None = None
         self._paused_at_s: float | None = None
@@ -759,11 +763,13 @@ class SafetyGuard:
     async def _start_belt(self, op: str) -> None:
         """Write Start/Resume (the lock is held) and, after it, cap the speed it resumes at."""
         self._start_in_flight = True
+        self._start_echoed = False
         self._last_start_s = self._clock.now()
         try:
             await self._send_motion(_START, op, None)
         finally:
             self._start_in_flight = False
+        self._start_echo_by_s = None if self._start_echoed else self._clock.now() + ECHO_WINDOW_S
         self._belt_started(self._clock.now())
         if self._latched is None:
             self._announce_state("running")
@@ -1176,9 +1182,15 @@ class SafetyGuard:
             self._on_target_incline(_physical(status.value))
 
     def _on_console_start(self) -> None:
-        if self._start_in_flight or self._finishing:
+        if self._start_in_flight:
+            self._start_echoed = True
             return  # the machine's echo of our own Start
         now = self._clock.now()
+        if self._start_echo_by_s is not None and now <= self._start_echo_by_s:
+            self._start_echo_by_s = None
+            return  # the echo of our own Start, after its answer (and perhaps after our Pause since)
+        if self._finishing:
+            return
         if self._paused:
             _LOGGER.warning("resumed at the console")
             self._leave_pause()

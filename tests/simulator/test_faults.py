@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.faults import FaultKind, FaultSpec
+from simulator.faults import FaultAnchor, FaultKind, FaultSpec
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,31 @@ def test_every_kind_of_design_md_is_known() -> None:
         "cp-timeout",
         "cp-error",
         "garbage",
+        "preroll",  # not in design.md: issue 16 v4, a belt already running when the client connects
     }
+
+
+RC = FaultAnchor.REQUEST_CONTROL
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "argument", "anchor", "shown"),
+    [
+        ("preroll@2.0", FaultKind.PREROLL, 2.0, FaultAnchor.POWER_ON, "preroll@2"),
+        ("safety-key@request-control", FaultKind.SAFETY_KEY, None, FaultAnchor.REQUEST_CONTROL, None),
+        ("Reset@Request-Control", FaultKind.RESET, None, RC, "reset@request-control"),
+        ("cp-error@request-control:4", FaultKind.CP_ERROR, 4.0, FaultAnchor.REQUEST_CONTROL, None),
+        ("silence@3:5", FaultKind.SILENCE, 5.0, FaultAnchor.FIRST_START, None),
+    ],
+)
+def test_faults_before_the_first_start_have_their_anchor(
+    text: str, kind: FaultKind, argument: float | None, anchor: FaultAnchor, shown: str | None
+) -> None:
+    spec = FaultSpec.parse(text)
+    assert (spec.kind, spec.argument, spec.anchor) == (kind, argument, anchor)
+    assert FaultSpec.parse(str(spec)) == spec
+    if shown is not None:
+        assert str(spec) == shown
 
 
 def test_cp_error_code_property() -> None:
@@ -88,6 +112,12 @@ def test_cp_error_code_property() -> None:
         ("cp-error@3:1", "CODE 1 is Success"),
         ("cp-error@3:0x100", "CODE must be 0-255"),
         ("cp-error@3:nope", "CODE must be a result code"),
+        ("preroll@0", "KMH must be in"),
+        ("preroll@41", "KMH must be in"),
+        ("preroll@fast", "KMH .* must be a number"),
+        ("preroll@1:2", "KMH .* must be a number"),
+        ("safety-key@request", "T .* must be a number"),
+        ("safety-key@request-control:1", "safety-key takes no argument"),
     ],
 )
 def test_bad_specs_name_the_spec_and_the_rule(text: str, rule: str) -> None:

@@ -547,6 +547,20 @@ def test_fault_overspeed(manual_clock: ManualClock) -> None:
     assert records[-1].speed_kmh == pytest.approx(7.0)
 
 
+def test_fault_preroll_runs_the_belt_at_speed_before_any_client(manual_clock: ManualClock) -> None:
+    h = Harness(manual_clock)
+    assert only(fault(h, "preroll@2.0"), Channel.TRAINING_STATUS) == [b"\x00\x0d"]  # Manual Mode
+    assert h.server.model.state is BeltState.RUNNING
+    assert h.server.model.speed_kmh == pytest.approx(2.0)  # at speed now, no ramp
+    records = [TreadmillData.from_bytes(p) for p in only(h.data(0.1), Channel.TREADMILL_DATA)]
+    assert [r.speed_kmh for r in records] == [2.0]
+    assert h.controlled().result(START) == response(0x07, 0x04)  # running already: Start fails
+    assert h.server.first_start_at is None
+    assert h.result(STOP) == response(0x08, 0x01)
+    manual_clock.advance(3)
+    assert h.server.model.speed_kmh == 0.0
+
+
 def test_fault_ignore_stop(manual_clock: ManualClock) -> None:
     h = running(manual_clock)
     fault(h, "ignore-stop@1")
