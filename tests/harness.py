@@ -35,6 +35,7 @@ import pytest
 from retro_ftms.edge.app import RunOptions, Units, run_session
 from retro_ftms.edge.config import ENV_PREFIX as CONFIG_ENV_PREFIX
 from retro_ftms.events import Event, EventBus
+from retro_ftms.safety.guard import STILL_BELOW_KMH
 from retro_ftms.safety.limits import KEYS
 from retro_ftms.session.control import SessionControl
 from retro_ftms.session.runner import SessionResult
@@ -257,6 +258,18 @@ def motion_after(session: SessionRun[Any], index: int) -> list[dict[str, Any]]:
         if (e["type"] == "command" and e["op"] in MOTION_OPS)
         or (e["type"] == "sim" and e["event"] == "cp_received" and e.get("op") in SIM_MOTION_OPS)
     ]
+
+
+def starts_while_moving(session: SessionRun[Any]) -> list[dict[str, Any]]:
+    """Start/Resume commands written while the last reported speed said the belt moved."""
+    moving = False
+    found = []
+    for event in session.events:
+        if event["type"] == "data" and event["speed_kmh"] is not None:
+            moving = event["speed_kmh"] >= STILL_BELOW_KMH
+        elif event["type"] == "command" and event["op"] == "start" and moving:
+            found.append(event)
+    return found
 
 
 # -- running sessions ---------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from retro_ftms.edge.app import NO_INCLINE_RULE
 from retro_ftms.edge.cli import app as cli_app
 from retro_ftms.errors import ProgramError
+from tests.harness import starts_while_moving
 from tests.quirks.conftest import (
     EXIT_COMPLETED,
     EXIT_SAFETY,
@@ -31,7 +32,6 @@ from tests.quirks.conftest import (
 from tests.session.conftest import SessionRun, belt_stopped_at_end, motion_after_stop, read_events
 
 KMH_PER_MPH: Final = 1.609344
-STILL_BELOW_KMH: Final = 0.01
 NOT_SUPPORTED_RULE: Final = "target not supported by the treadmill"
 MPH: Final = {"ble": {"speed_target_units": "mph"}}
 BH_INCLINE: Final = {"ble": {"incline_report_scale": 0.16}}
@@ -58,18 +58,6 @@ def stopped_safely(session: SessionRun, *reasons: str) -> None:
 
 
 # -- start-toggle --------------------------------------------------------------------------------------------
-
-
-def starts_while_moving(session: SessionRun) -> list[dict[str, Any]]:
-    """Start/Resume commands written while the last reported speed said the belt moved."""
-    moving = False
-    found = []
-    for event in session.events:
-        if event["type"] == "data" and event["speed_kmh"] is not None:
-            moving = event["speed_kmh"] >= STILL_BELOW_KMH
-        elif event["type"] == "command" and event["op"] == "start" and moving:
-            found.append(event)
-    return found
 
 
 @pytest.mark.parametrize(

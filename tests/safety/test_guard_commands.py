@@ -10,7 +10,7 @@ import pytest
 from retro_ftms.codec import FitnessMachineFeature, MachineFeature, OpCode, ResultCode, TargetSettingFeature
 from retro_ftms.errors import BeltMovingError, ControlPointError, LinkLostError
 from retro_ftms.events import RefusedEvent
-from retro_ftms.safety import CommandRefused, Rule, SafetyConfig
+from retro_ftms.safety import CommandRefused, Rule, SafetyConfig, SafetyGuard
 from retro_ftms.safety.guard import FIRST_RECORD_WAIT_S, RESUME_REST_WAIT_S
 from tests.safety.conftest import Rig, reason_of
 from tests.safety.fakes import FakeLink, ManualClock, settle
@@ -269,12 +269,18 @@ async def test_a_resume_waits_for_a_record_newer_than_the_pause_at_rest(rig: Rig
         assert rig.refused() == []
 
 
+async def resume_while_coasting(rig: Rig, guard: SafetyGuard) -> None:
+    """Running at 1.6 km/h, paused by the person, who asks to resume at once: the resume waits."""
+    await rig.running(guard, 1.6)
+    await rig.tick(5, 1.6)
+    await guard.pause("terminal")
+    await guard.resume("terminal")
+    assert rig.link.names()[-1] == "pause"
+
+
 async def test_a_resume_the_belt_does_not_rest_for_stays_paused_and_says_so(rig: Rig) -> None:
     async with rig.guard() as guard:
-        await rig.running(guard, 1.6)
-        await rig.tick(5, 1.6)
-        await guard.pause("terminal")
-        await guard.resume("terminal")
+        await resume_while_coasting(rig, guard)
         await rig.tick(RESUME_REST_WAIT_S + 1, 0.3)  # a belt that does not come to rest
         assert rig.refused() == [RefusedEvent("resume", None, Rule.BELT_MOVING.value)]
         assert guard.paused
@@ -288,10 +294,7 @@ async def test_a_resume_the_belt_does_not_rest_for_stays_paused_and_says_so(rig:
 
 async def test_a_waiting_resume_is_dropped_by_a_stop(rig: Rig) -> None:
     async with rig.guard() as guard:
-        await rig.running(guard, 1.6)
-        await rig.tick(5, 1.6)
-        await guard.pause("terminal")
-        await guard.resume("terminal")
+        await resume_while_coasting(rig, guard)
         async with asyncio.TaskGroup() as group:
             stop = group.create_task(guard.stop("user"))
             await settle()

@@ -5,25 +5,19 @@ pause writes Start only after a record newer than the pause shows the belt at re
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from typer.testing import CliRunner
 
-from retro_ftms.edge.app import NO_SPEED_RULE, Units
+from retro_ftms.edge.app import NO_SPEED_RULE
 from retro_ftms.edge.cli import app as cli_app
 from retro_ftms.errors import BeltMovingError
-from retro_ftms.events import Event, EventBus, StateEvent
 from retro_ftms.safety import Rule
-from retro_ftms.safety.guard import STILL_BELOW_KMH
-from retro_ftms.session.control import SessionControl
 from retro_ftms.session.runner import BELT_MOVING_REASON
-from retro_ftms.session.snapshot import SnapshotTracker
-from tests.harness import read_events
-from tests.session.conftest import QuietUI, RunSession, SessionRun
+from tests.harness import read_events, starts_while_moving
+from tests.quirks.conftest import PersonUI
+from tests.session.conftest import RunSession
 
 EXIT_USAGE = 2
 EXIT_SAFETY = 3
@@ -86,56 +80,13 @@ def test_a_belt_already_running_is_refused_before_anything_is_written(tmp_path: 
 # -- v4: a resume right after a pause --------------------------------------------------------------------
 
 
-@dataclass(eq=False)
-class PauseAtOnceUI(QuietUI):
-    """The person pauses the moment the belt first runs and asks to resume the moment it is paused."""
-
-    resume_answers: list[str | None] = field(default_factory=list)
-
-    def session_started(
-        self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units
-    ) -> contextlib.AbstractAsyncContextManager[None]:
-        del tracker, units
-        return self._acting(bus, control)
-
-    @contextlib.asynccontextmanager
-    async def _acting(self, bus: EventBus, control: SessionControl) -> AsyncIterator[None]:
-        states: list[str] = []
-
-        def on_event(_t: float, event: Event) -> None:
-            if not isinstance(event, StateEvent):
-                return
-            states.append(event.state)
-            if event.state == "running" and states.count("running") == 1:
-                control.request_pause("test")
-            elif event.state == "paused" and not self.resume_answers:
-                self.resume_answers.append(control.request_resume("test"))
-
-        unsubscribe = bus.subscribe(on_event)
-        try:
-            yield
-        finally:
-            unsubscribe()
-
-
-def starts_on_a_moving_belt(session: SessionRun) -> list[dict[str, Any]]:
-    """Start commands written while the latest record said the belt moved."""
-    moving = False
-    found = []
-    for event in session.events:
-        if event["type"] == "data" and event["speed_kmh"] is not None:
-            moving = event["speed_kmh"] >= STILL_BELOW_KMH
-        elif event["type"] == "command" and event["op"] == "start" and moving:
-            found.append(event)
-    return found
-
-
 async def test_a_resume_right_after_a_pause_starts_only_a_belt_at_rest(run: RunSession) -> None:
-    ui = PauseAtOnceUI()
+    ui = PersonUI(pause_at_s=0.0)  # pauses the moment the belt runs, and asks to resume at once
     session = await run("first-steps", ui=ui)
     log = session.describe(60)
     assert session.exit_code == 0, log
-    assert ui.resume_answers == [None], log  # accepted: the session waits for the belt
+    assert ui.pauses == 1, log  # the machine's echoes of our Start and Pause are ours
+    assert ui.refusals[0] is None, log  # accepted: the Start waits for the belt to rest
     paused = session.index(lambda e: e["type"] == "response" and e["op"] == "pause")
     resumed = session.index(lambda e: e["type"] == "command" and e["op"] == "start", paused)
     rest = [e for e in session.events[paused:resumed] if e["type"] == "data" and e["speed_kmh"] == 0.0]
@@ -149,6 +100,5 @@ async def test_a_resume_right_after_a_pause_starts_only_a_belt_at_rest(run: RunS
     belt_stopped = session.index(lambda e: e["type"] == "sim" and e["event"] == "belt_stopped", pause)
     assert len(sim_starts) == 2, log
     assert belt_stopped < sim_starts[1], log
-    assert starts_on_a_moving_belt(session) == [], log
+    assert starts_while_moving(session) == [], log
     assert session.of_type("refused") == [], log
-    assert [e["state"] for e in session.of_type("state")].count("paused") == 1, log  # echoes are ours
