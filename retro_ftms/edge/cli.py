@@ -110,7 +110,8 @@ FaultOption = Annotated[
     typer.Option(
         "--fault",
         metavar="SPEC",
-        help="Make the simulated treadmill misbehave, e.g. safety-key@12, silence@30:5 (repeatable).",
+        help="Make the simulated treadmill misbehave, e.g. safety-key@12 (T seconds after the first Start), "
+        "silence@30:5, safety-key@request-control, preroll@2 (already running at 2 km/h) (repeatable).",
     ),
 ]
 QuirkOption = Annotated[
