@@ -50,6 +50,9 @@ PERSON_STOP_REASONS: Final[frozenset[str]] = frozenset({"user", "signal", "mqtt_
 # The `end` reason of a coached session whose belt nobody started within `max_pause_s`: no safety trigger
 # (nothing moved, exit 2), so it is no `SafetyReason`.
 NOT_STARTED: Final = "not_started"
+# The `end` reason of a session that found the belt already moving (started at the console) and started
+# nothing: exit 2, "not started", never a safety trigger.
+BELT_MOVING_REASON: Final = "belt_moving"
 Outcome = Literal["completed", "stopped", "error"]
 CoachAction = Literal["info", "start", "set_speed", "set_incline", "stop", "pause", "resume"]
 

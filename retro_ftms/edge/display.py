@@ -30,6 +30,7 @@ from retro_ftms.edge.keys import KEYS_HELP, detach_terminal, read_keys
 from retro_ftms.edge.preflight import ask_preflight, loosened_text
 from retro_ftms.edge.signals import signals_blocked
 from retro_ftms.events import (
+    BELT_MOVING_REASON,
     NOT_STARTED,
     PERSON_STOP_REASONS,
     CoachEvent,
@@ -89,6 +90,7 @@ REASON_WORDS: Final[dict[str, str]] = {
     "pain": "you reported pain",
     "error": "an internal error",
     NOT_STARTED: "nobody started the belt on the console",
+    BELT_MOVING_REASON: "the belt was already moving: stop it at the console first",
 }
 EXIT_MEANINGS: Final[dict[int, str]] = {
     0: "the program completed",
@@ -155,6 +157,8 @@ def outcome_text(outcome: str, reason: str | None) -> Text:
         return Text("stopped by you", style="bold yellow")
     if outcome == "stopped" and reason == NOT_STARTED:
         return Text("not started (nothing moved)", style="bold yellow")
+    if outcome == "stopped" and reason == BELT_MOVING_REASON:
+        return Text("not started", style="bold yellow")
     if outcome == "stopped":
         return Text("stopped by a safety trigger", style="bold red")
     return Text(outcome, style="bold red")

@@ -678,9 +678,7 @@ class SafetyGuard:
         """A belt that moves before we started it: refused, and the session ends (`BeltMovingError`)."""
         speed = self._speed if self._speed is not None else math.nan
         self._bus.publish(RefusedEvent(op, None, Rule.BELT_MOVING.value))
-        _LOGGER.warning(
-            "refused %s: the belt already runs at %g km/h before the session started it", op, speed
-        )
+        _LOGGER.info("refused %s: the belt runs at %g km/h and the session did not start it", op, speed)
         raise BeltMovingError(op, speed)
 
     def _gate(self, op: str, value: float | None, *, starting: bool = False) -> None:

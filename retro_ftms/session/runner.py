@@ -17,6 +17,7 @@ from typing import Final, Literal
 from retro_ftms.clock import Clock
 from retro_ftms.errors import BeltMovingError, ControlPointError, LinkLostError
 from retro_ftms.events import (
+    BELT_MOVING_REASON,
     PERSON_STOP_REASONS,
     EndEvent,
     Event,
@@ -49,8 +50,6 @@ EXIT_INTERRUPTED: Final = 130
 EXIT_INTERNAL_ERROR: Final = 1
 
 _PERSON_REASONS: Final = PERSON_STOP_REASONS  # exit 130: the person stopped it
-# The `end` reason of a session that found the belt already moving and started nothing (exit 2).
-BELT_MOVING_REASON: Final = "belt_moving"
 
 _Request = tuple[Literal["stop"], SafetyReason] | tuple[Literal["pause", "resume"], str]
 

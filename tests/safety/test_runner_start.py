@@ -9,10 +9,10 @@ import pytest
 
 from retro_ftms.codec import MachineStatus, OpCode
 from retro_ftms.errors import BeltMovingError
-from retro_ftms.events import EndEvent
+from retro_ftms.events import BELT_MOVING_REASON, EndEvent
 from retro_ftms.program import expand, load_program
 from retro_ftms.safety import SafetyGuard
-from retro_ftms.session.runner import BELT_MOVING_REASON, EXIT_SAFETY_STOP, SessionRunner
+from retro_ftms.session.runner import EXIT_SAFETY_STOP, SessionRunner
 from tests.safety.conftest import Rig
 from tests.safety.fakes import settle
 

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from retro_ftms.edge.app import NO_SPEED_RULE
 from retro_ftms.edge.cli import app as cli_app
 from retro_ftms.errors import BeltMovingError
+from retro_ftms.events import BELT_MOVING_REASON
 from retro_ftms.safety import Rule
-from retro_ftms.session.runner import BELT_MOVING_REASON
 from tests.harness import read_events, starts_while_moving
 from tests.quirks.conftest import PersonUI
 from tests.session.conftest import RunSession
