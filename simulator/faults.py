@@ -31,6 +31,7 @@ class FaultKind(enum.StrEnum):
     CONSOLE_INCLINE = "console-incline"
     OVERSPEED = "overspeed"
     IGNORE_STOP = "ignore-stop"
+    ZERO_BLIP = "zero-blip"
     CP_TIMEOUT = "cp-timeout"
     CP_ERROR = "cp-error"
     GARBAGE = "garbage"

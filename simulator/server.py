@@ -48,6 +48,10 @@ _AT_REST_KMH: Final = 1e-9  # belt speed at or below this is at rest (as `Treadm
 _RAMPING_KMH: Final = 0.005
 # Metres per step of the vendor step counter (`vendor-steps`): CITYSPORTS CS-WP8, 47 m in 86 steps.
 STEP_LENGTH_M: Final = 0.55
+# Records "at rest" sent on the one-second grid once the belt rests, before the machine goes quiet: real
+# machines keep reporting a standing belt, and the client confirms a stop only by several zero records in
+# a row (or a stopped status with one).
+RECORDS_AT_REST: Final = 5
 _SUPPORTED_OPS: Final = frozenset(
     {
         OpCode.REQUEST_CONTROL,
@@ -137,6 +141,7 @@ class FtmsServer:
         # Fault state.
         self._control_locked = False
         self._ignore_stop = False
+        self._zero_blip = False
         self._cp_silent = False
         self._pending_error: int | None = None
         self._silent_until = -math.inf
@@ -145,8 +150,9 @@ class FtmsServer:
         self._drop_link = False
         # Treadmill Data schedule.
         self._last_data_t: float | None = None
-        # A record saying "at rest" is owed: from a Start on, and after any record sent in motion.
-        self._rest_record_pending = False
+        # Records saying "at rest" still owed: `RECORDS_AT_REST` from a Start on and after any record sent
+        # in motion, one fewer for each record sent at rest.
+        self._rest_records_owed = 0
         self._motion_unreported = False  # the belt was told to run and has not been seen at rest since
         self._glitch_armed = False  # the belt was told to slow down: its next record glitches (`ramp-glitch`)
         self._echo_due_t: float | None = None  # the next Target Speed Changed along a ramp (`target-echo`)
@@ -315,6 +321,12 @@ class FtmsServer:
         if self._ignore_stop:
             _LOGGER.info("ignore-stop fault: %s answered Success, belt keeps running", parameter.hex())
             return ResultCode.SUCCESS, []
+        if self._zero_blip:
+            _LOGGER.info(
+                "zero-blip fault: %s answered Success, one 0 km/h record, belt keeps running", parameter.hex()
+            )
+            blip = dataclasses.replace(self.record(self.model.snapshot()), speed_kmh=0.0)
+            return ResultCode.SUCCESS, self._data_out(blip)
         return ResultCode.SUCCESS, self._pause() if pause else self._stop()
 
     def _response(self, client: ClientId, op: int, result: int) -> Outgoing:
@@ -372,6 +384,7 @@ class FtmsServer:
         self._safety_key_in = True
         self._control_locked = False
         self._ignore_stop = False
+        self._zero_blip = False
         self._cp_silent = False
         self._pending_error = None
         self._silent_until = -math.inf
@@ -409,6 +422,9 @@ class FtmsServer:
             return []
         if kind is FaultKind.IGNORE_STOP:
             self._ignore_stop = True
+            return []
+        if kind is FaultKind.ZERO_BLIP:
+            self._zero_blip = True
             return []
         if kind is FaultKind.CP_TIMEOUT:
             self._cp_silent = True
@@ -458,9 +474,10 @@ class FtmsServer:
         # Keep a steady one-second grid unless the loop fell a whole interval behind.
         self._last_data_t = due if now - due < self.settings.notify_interval_s else now
         record = self._ramp_glitch(self.record(snap))
-        # Until a record has said "at rest" (speed 0, not running), one more is owed once the belt rests:
-        # decided from the record sent, so a belt that rests just after this sample still gets its zero.
-        self._rest_record_pending = snap.state is BeltState.RUNNING or record.speed_kmh != 0.0
+        # Until records have said "at rest" (speed 0, not running), more are owed once the belt rests:
+        # decided from the record sent, so a belt that rests just after this sample still gets its zeros.
+        in_motion = snap.state is BeltState.RUNNING or record.speed_kmh != 0.0
+        self._rest_records_owed = RECORDS_AT_REST if in_motion else max(0, self._rest_records_owed - 1)
         return [*echoes, *self._data_out(record)]
 
     def _ramp_echo(self, snap: ModelSnapshot) -> list[Outgoing]:
@@ -521,17 +538,20 @@ class FtmsServer:
 
     def _record_due_at(self, now: float) -> float | None:
         """When the next record is due, silence aside: on a one-second grid while the belt runs or
-        moves, and one more the moment it has come to rest after a Start or a record in motion."""
+        moves; the moment it has come to rest after a Start or a record in motion, and then on the grid
+        until `RECORDS_AT_REST` records have said so."""
         interval = self.settings.notify_interval_s
+        last = self._last_data_t
         if self._data_active_at(now):
-            last = self._last_data_t
             due = now if last is None or last + interval < now - interval else last + interval
             if self.model.state is not BeltState.RUNNING:
                 due = min(due, self.model.belt_settles_at())  # the record at rest goes out on time
             return due
-        if self._rest_record_pending:
-            return now
-        return None
+        if not self._rest_records_owed:
+            return None
+        if self._rest_records_owed == RECORDS_AT_REST or last is None:
+            return now  # the first record at rest goes out at once
+        return last + interval
 
     def record(self, snap: ModelSnapshot) -> TreadmillData:
         """The Treadmill Data record of one snapshot, with the fields the machine sends (`fields`)."""
@@ -612,7 +632,7 @@ class FtmsServer:
         self._motion_unreported = True
         # Owed from now: a run stopped before the grid came round would otherwise end without any record,
         # and the client would never see the zero speed that confirms the stop.
-        self._rest_record_pending = True
+        self._rest_records_owed = RECORDS_AT_REST
         return [
             *self._to_all(Channel.MACHINE_STATUS, bytes(MachineStatus.started_by_user())),
             *self._set_training(TrainingStatusCode.MANUAL_MODE),
@@ -645,7 +665,11 @@ class FtmsServer:
         ]
 
     def _machine_reset(self) -> list[Outgoing]:
-        """Targets to zero, counters zeroed, belt stops, Idle, and nobody holds control any more."""
+        """Targets to zero, counters zeroed, belt stops, Idle, and nobody holds control any more.
+
+        A belt already at rest goes quiet: no more records at rest (their counters would read zero)."""
+        if not self.model.belt_moving():
+            self._rest_records_owed = 0
         self.model.reset()
         self._controller = None
         return [

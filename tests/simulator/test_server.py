@@ -14,7 +14,7 @@ from retro_ftms.codec import TreadmillData, TreadmillDataAssembler
 from retro_ftms.errors import CodecError
 from simulator.faults import FaultSpec
 from simulator.model import BeltState, Fields, HeartRateModel, SimulatorSettings
-from simulator.server import GARBAGE_RECORDS, Channel, FtmsServer, Outgoing
+from simulator.server import GARBAGE_RECORDS, RECORDS_AT_REST, Channel, FtmsServer, Outgoing
 
 from .conftest import ManualClock
 
@@ -326,7 +326,7 @@ def test_no_data_while_at_rest(h: Harness) -> None:
     assert h.data(10) == []
 
 
-def test_data_about_once_a_second_while_running_and_once_at_rest(h: Harness) -> None:
+def test_data_about_once_a_second_while_running_and_a_few_at_rest(h: Harness) -> None:
     h.controlled()
     h.cp(speed(2.0))
     h.cp(START)
@@ -343,8 +343,8 @@ def test_data_about_once_a_second_while_running_and_once_at_rest(h: Harness) -> 
     h.cp(STOP)
     out = h.data(10)
     speeds = [TreadmillData.from_bytes(p).speed_kmh for p in only(out, Channel.TREADMILL_DATA)]
-    # 2 s of slowing down (at 11, 12) and exactly one record at rest, sent when the belt stopped
-    assert speeds == [pytest.approx(1.5), pytest.approx(0.5), 0.0]
+    # 2 s of slowing down (at 11, 12), then records at rest from when the belt stopped, once a second
+    assert speeds == [pytest.approx(1.5), pytest.approx(0.5)] + [0.0] * RECORDS_AT_REST
     assert ("belt_stopped", {}) in h.events
     assert h.server.data_due_at() is None
 
@@ -365,8 +365,8 @@ class LoadedClock(ManualClock):
 @pytest.mark.parametrize("read_cost_s", [0.0, 0.005, 0.01])
 def test_a_record_at_rest_follows_every_stop_however_slow_the_clock_reads(read_cost_s: float) -> None:
     """Whenever the belt comes to rest relative to the data grid (stops swept across a whole second), and
-    however much time passes between readings of the clock, the last record says 0 km/h (the guard's
-    confirmation of the stop) and nothing more is due."""
+    however much time passes between readings of the clock, the last records say 0 km/h (the guard's
+    confirmation of the stop) and then nothing more is due."""
     for step in range(200):
         clock = LoadedClock(read_cost_s)
         h = Harness(clock).controlled()
@@ -375,11 +375,11 @@ def test_a_record_at_rest_follows_every_stop_however_slow_the_clock_reads(read_c
         stop_at = 4.0 + step * 0.005
         h.data(stop_at - clock.t)
         h.cp(STOP)
-        records = only(h.data(5), Channel.TREADMILL_DATA)
+        records = only(h.data(RECORDS_AT_REST + 2), Channel.TREADMILL_DATA)
         speeds = [TreadmillData.from_bytes(p).speed_kmh for p in records]
         assert speeds, stop_at
         assert speeds[-1] == 0.0, (stop_at, speeds)
-        assert speeds.count(0.0) == 1, (stop_at, speeds)
+        assert speeds.count(0.0) == RECORDS_AT_REST, (stop_at, speeds)
         assert h.server.data_due_at() is None, stop_at
 
 
@@ -396,6 +396,7 @@ def test_a_short_run_soon_after_the_last_record_still_ends_with_a_record_at_rest
         h.cp(STOP)
         first = only(h.data(1.0), Channel.TREADMILL_DATA)  # at rest by 3.8 s
         assert TreadmillData.from_bytes(first[-1]).speed_kmh == 0.0
+        h.data(RECORDS_AT_REST - 1)  # the other records at rest, the last at about 7.8 s
         assert h.server.data_due_at() is None
         start_after_s = 0.05 * (step % 8)  # the previous record (at rest) went out 0.2 to 0.55 s earlier
         run_s = 0.1 * (step // 8)  # stopped within one notify interval, sometimes before the belt moves
@@ -403,7 +404,7 @@ def test_a_short_run_soon_after_the_last_record_still_ends_with_a_record_at_rest
         h.cp(START)
         h.data(run_s)
         h.cp(STOP)
-        records = only(h.data(5.0), Channel.TREADMILL_DATA)
+        records = only(h.data(RECORDS_AT_REST + 1.0), Channel.TREADMILL_DATA)
         speeds = [TreadmillData.from_bytes(p).speed_kmh for p in records]
         assert speeds, (start_after_s, run_s)
         assert speeds[-1] == 0.0, (start_after_s, run_s, speeds)
@@ -516,7 +517,8 @@ def test_belt_stopped_is_noted_when_the_belt_rests_even_during_silence(manual_cl
     assert h.events[-1] == ("belt_stopped", {})
     assert h.events.count(("belt_stopped", {})) == 1
     records = only(h.data(30), Channel.TREADMILL_DATA)
-    assert [TreadmillData.from_bytes(p).speed_kmh for p in records] == [0.0]  # the rest record, late
+    speeds = [TreadmillData.from_bytes(p).speed_kmh for p in records]
+    assert speeds == [0.0] * RECORDS_AT_REST  # the records at rest, late
     assert h.server.data_due_at() is None
 
 
@@ -568,6 +570,31 @@ def test_fault_ignore_stop(manual_clock: ManualClock) -> None:
     assert [o.payload for o in h.cp(PAUSE)] == [response(0x08, 0x01)]
     manual_clock.advance(10)
     assert h.server.model.speed_kmh == pytest.approx(3.0)
+    assert h.server.model.state is BeltState.RUNNING
+
+
+def test_a_reset_at_rest_ends_the_records_at_rest(manual_clock: ManualClock) -> None:
+    """The session's closing Reset: the machine goes idle instead of reporting zeroed counters."""
+    h = running(manual_clock, 1.0)
+    h.cp(STOP)
+    speeds = [TreadmillData.from_bytes(p).speed_kmh for p in only(h.data(2), Channel.TREADMILL_DATA)]
+    assert speeds[-1] == 0.0
+    assert h.server.data_due_at() is not None  # more records at rest are owed
+    h.cp(b"\x01")  # Reset
+    assert h.server.data_due_at() is None
+
+
+def test_fault_zero_blip(manual_clock: ManualClock) -> None:
+    """Stop answered Success, one record reading 0 km/h, and the belt runs on at its speed (issue 16)."""
+    h = running(manual_clock)
+    h.data(1)
+    fault(h, "zero-blip@1")
+    out = h.cp(STOP)
+    assert only(out, Channel.CONTROL_POINT) == [response(0x08, 0x01)]
+    assert only(out, Channel.MACHINE_STATUS) == []  # no status: nothing happened
+    assert [TreadmillData.from_bytes(p).speed_kmh for p in only(out, Channel.TREADMILL_DATA)] == [0.0]
+    speeds = [TreadmillData.from_bytes(p).speed_kmh for p in only(h.data(3), Channel.TREADMILL_DATA)]
+    assert speeds == [pytest.approx(3.0)] * 3
     assert h.server.model.state is BeltState.RUNNING
 
 
