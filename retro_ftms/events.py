@@ -54,6 +54,10 @@ NOT_STARTED: Final = "not_started"
 # nothing: exit 2, "not started", never a safety trigger.
 BELT_MOVING_REASON: Final = "belt_moving"
 Outcome = Literal["completed", "stopped", "error"]
+# What confirmed that the belt stopped (see `StopConfirmation`).
+StopProof = Literal["zero_records", "status", "not_moved"]
+# A Machine Status that says the belt stopped, by the machine's own doing or a person's at the treadmill.
+StoppedStatus = Literal["stopped_by_user", "stopped_by_safety_key", "reset"]
 CoachAction = Literal["info", "start", "set_speed", "set_incline", "stop", "pause", "resume"]
 
 
@@ -173,10 +177,29 @@ class CoachEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class StopConfirmation:
+    """What confirmed the belt stopped: zero-speed records in a row (`zero_records`), or a Machine Status
+    saying it stopped (`status`) with a zero-speed record, or no Start and no record of motion at all
+    (`not_moved`). One zero record alone proves nothing: a machine that ignored Stop can send one."""
+
+    by: StopProof
+    zero_records: int = 0  # zero-speed records in a row when it was confirmed
+    status: StoppedStatus | None = None  # the status, when `by` is `status`
+
+    @property
+    def name(self) -> str:
+        """The event log's word for it: `zero_records`, `not_moved`, or the status (`reset`, ...)."""
+        return self.status if self.status is not None else self.by
+
+
+@dataclass(frozen=True, slots=True)
 class EndEvent(Event):
+    """The end of a session; `stop_confirmed_by` is `StopConfirmation.name`, null when not confirmed."""
+
     TYPE: ClassVar[str] = "end"
     outcome: Outcome
     reason: str | None = None
+    stop_confirmed_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

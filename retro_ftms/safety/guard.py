@@ -50,6 +50,8 @@ from retro_ftms.events import (
     SafetyReason,
     SessionState,
     StateEvent,
+    StopConfirmation,
+    StoppedStatus,
 )
 from retro_ftms.safety.limits import EffectiveLimits, SafetyConfig
 from retro_ftms.safety.rules import (
@@ -83,6 +85,11 @@ STILL_BELOW_KMH: Final = 0.01
 # A zero-speed record this soon after a Start may predate the motor spinning up: it proves no standstill
 # by itself (a zero record that arrives after our Stop does).
 SPIN_UP_GRACE_S: Final = 3.0
+# A stop is confirmed by this many zero-speed records in a row, or by a Machine Status saying the belt
+# stopped together with one zero-speed record: one zero record alone can be the blip of a machine that
+# ignored the Stop (issue 16). At about one record a second that is ~2 s after the belt comes to rest,
+# well inside the default `stop_confirm_timeout_s` (15 s) even after a slow ramp down.
+STOP_CONFIRM_RECORDS: Final = 3
 # After a Start/Resume on a machine that must spin up (`[ble] spin_up_s`), the belt must be running steadily
 # within the spin-up time plus this long (a few one-second records), or it did not start.
 SPIN_UP_MARGIN_S: Final = 5.0
@@ -109,6 +116,9 @@ CANCEL_RETRY_S: Final = 0.05
 LINK_LOST_DETAIL: Final = "the belt may still be moving: use the safety key / clip"
 RESTORED_STOPPED_DETAIL: Final = "the link came back: Stop went first, and the belt is confirmed stopped"
 UNCONFIRMED_DETAIL: Final = "the belt was not confirmed stopped: use the safety key / clip"
+REVOKED_DETAIL: Final = (
+    "the belt reported {speed:g} km/h after it was confirmed stopped: use the safety key / clip"
+)
 
 _STOP: Final = ControlPointRequest.stop()
 _PAUSE: Final = ControlPointRequest.pause()
@@ -218,9 +228,17 @@ class SafetyGuard:
         # The stop procedure: requested once, written (and rewritten) by the stopper, confirmed by data.
         self._stop_requested_s: float | None = None
         self._stop_confirmed = False
+        self._stop_confirmed_by: StopConfirmation | None = None
         self._stop_attempted = False
         self._stop_accepted = False
-        self._accepted_before_alarm = False
+        self._alarm_is_reason = False
+        # Zero-speed records in a row (not outdated by a Start), since `_zero_since_s`; and the last
+        # Machine Status saying the belt stopped, with its clock time (our own Stop's echo is not one).
+        self._zero_records = 0
+        self._zero_since_s = -math.inf
+        self._stopped_status: tuple[StoppedStatus, float] | None = None
+        # Set when the release is over: from then on the console is the person's and the verdict stands.
+        self._verdict_closed = False
         self._restored = False
         self._stop_done = asyncio.Event()
         self._stop_wanted = asyncio.Event()
@@ -254,10 +272,11 @@ class SafetyGuard:
         """The session's final safety reason.
 
         `stop_unconfirmed` when the machine accepted our Stop (or it was the program's end) and the belt
-        did not confirm stopping; otherwise the first trigger. A Stop the machine refused (control lost,
-        link down) keeps the first trigger as the reason; the alarm is raised all the same.
+        did not confirm stopping, or when the belt moved after its stop was confirmed; otherwise the first
+        trigger. A Stop the machine refused (control lost, link down) keeps the first trigger as the reason;
+        the alarm is raised all the same.
         """
-        if self._alarm is not None and (self._accepted_before_alarm or self._latched is self._alarm):
+        if self._alarm is not None and (self._alarm_is_reason or self._latched is self._alarm):
             return "stop_unconfirmed"
         return self._latched.reason if self._latched is not None else None
 
@@ -297,6 +316,11 @@ class SafetyGuard:
     @property
     def stop_confirmed(self) -> bool:
         return self._stop_confirmed
+
+    @property
+    def stop_confirmed_by(self) -> StopConfirmation | None:
+        """What confirmed the stop (zero records, or a stopped status with a zero record); None if not."""
+        return self._stop_confirmed_by if self._stop_confirmed else None
 
     @property
     def reported_speed_kmh(self) -> float | None:
@@ -665,6 +689,7 @@ class SafetyGuard:
             _LOGGER.info("control released: %s", result_name(response.result))
         finally:
             self._released = True
+            self._verdict_closed = True
             self._notify_changed()
 
     # -- command helpers ----------------------------------------------------------------------------------
@@ -857,24 +882,85 @@ class SafetyGuard:
             self._stop_quiet.clear()
         if self._stop_requested_s is None:
             self._stop_requested_s = self._clock.now()
-            self._stop_confirmed = self._known_still()
+            self._stop_confirmed_by = self._standstill(fresh=False)
+            self._stop_confirmed = self._stop_confirmed_by is not None
         self._watch_wake.set()
 
     def _known_still(self) -> bool:
-        """The belt is known to stand: a zero record that no Start (or spin-up) can have outdated."""
-        if self._speed is None:
-            return self._last_start_s is None
-        if self._speed >= STILL_BELOW_KMH:
-            return False
-        if self._last_start_s is None or self._data_at_s is None:
-            return True
-        return self._data_at_s - self._last_start_s >= SPIN_UP_GRACE_S
+        """The belt is known to stand (see `_standstill`), before any Stop of ours."""
+        return self._standstill(fresh=False) is not None
 
-    def _confirm_stop(self) -> None:
+    def _standstill(self, *, fresh: bool) -> StopConfirmation | None:
+        """What proves that the belt stands now, if anything: no Start and no record at all; or zero-speed
+        records in a row, `STOP_CONFIRM_RECORDS` of them; or a zero-speed record with a Machine Status
+        saying the belt stopped. Nothing from before the last Start counts, and records within the spin-up
+        grace after it only when `fresh` (the record that just came in, after our Stop)."""
+        if self._speed is None:
+            return StopConfirmation("not_moved") if self._last_start_s is None else None
+        if self._speed >= STILL_BELOW_KMH:
+            return None
+        start = self._last_start_s
+        if start is not None and (self._data_at_s is None or self._data_at_s < start):
+            return None
+        if self._stopped_status is not None and (start is None or self._stopped_status[1] >= start):
+            return StopConfirmation("status", self._zero_records, self._stopped_status[0])
+        if self._zero_records < STOP_CONFIRM_RECORDS or (start is not None and self._zero_since_s < start):
+            return None
+        spun_up = start is None or self._data_at_s is None or self._data_at_s - start >= SPIN_UP_GRACE_S
+        return StopConfirmation("zero_records", self._zero_records) if fresh or spun_up else None
+
+    def _judge_stop(self, speed: float, now: float) -> None:
+        """Count zero-speed records in a row; confirm a wanted stop once they prove a standstill, and revoke
+        a confirmation (the alarm) when the belt reports motion again before the verdict is closed."""
+        if speed >= STILL_BELOW_KMH:
+            self._zero_records = 0
+            if self._stop_confirmed and self._alarm is None and not self._verdict_closed:
+                self._revoke_stop(speed)
+            return
+        if self._zero_records == 0 or (
+            self._last_start_s is not None and self._zero_since_s < self._last_start_s
+        ):
+            self._zero_records, self._zero_since_s = 0, now
+        self._zero_records += 1
+        if self._stop_requested_s is not None and not self._stop_confirmed:
+            proof = self._standstill(fresh=True)
+            if proof is not None:
+                self._confirm_stop(proof)
+
+    def _note_stopped_status(self, status: MachineStatus) -> None:
+        """Remember a Machine Status saying the belt stopped; with a zero record it confirms a stop.
+
+        A "stopped by the user" after our own Stop is only the machine's echo of it: no proof."""
+        code = status.code
+        stopped: StoppedStatus
+        if code == MachineStatusCode.STOPPED_BY_SAFETY_KEY:
+            stopped = "stopped_by_safety_key"
+        elif code == MachineStatusCode.RESET:
+            stopped = "reset"
+        elif code == MachineStatusCode.STOPPED_OR_PAUSED_BY_USER and status.value == StopPause.STOP:
+            if self._stop_requested_s is not None:
+                return
+            stopped = "stopped_by_user"
+        else:
+            return
+        self._stopped_status = (stopped, self._clock.now())
+        if self._stop_requested_s is not None and not self._stop_confirmed:
+            proof = self._standstill(fresh=False)
+            if proof is not None:
+                self._confirm_stop(proof)
+
+    def _confirm_stop(self, proof: StopConfirmation) -> None:
         self._stop_confirmed = True
+        self._stop_confirmed_by = proof
         if self._restored_at_s is not None and self._latched is not None:
             self._defer(self._announce_restored_stop, self._latched.reason)
         self._maybe_stop_done()
+
+    def _revoke_stop(self, speed: float) -> None:
+        """The belt moved after its stop was confirmed: the confirmation was wrong, sound the alarm."""
+        self._stop_confirmed = False
+        self._stop_confirmed_by = None
+        self._raise_alarm(REVOKED_DETAIL.format(speed=speed), decisive=True)
 
     def _maybe_stop_done(self) -> None:
         if not self._stop_done.is_set() and self._stop_confirmed and self._stop_attempted:
@@ -889,13 +975,18 @@ class SafetyGuard:
             self._stop_done.set()
             self._notify_changed()
             return
-        self._alarm = SafetyEvent("stop_unconfirmed", "alarm", UNCONFIRMED_DETAIL)
-        self._accepted_before_alarm = self._stop_accepted
+        self._raise_alarm(UNCONFIRMED_DETAIL, decisive=False)
+
+    def _raise_alarm(self, detail: str, *, decisive: bool) -> None:
+        """`stop_unconfirmed`: the reason of the session when `decisive` or when the machine had accepted
+        our Stop (a refused Stop keeps the first trigger as the reason; see `reason`)."""
+        self._alarm = SafetyEvent("stop_unconfirmed", "alarm", detail)
+        self._alarm_is_reason = decisive or self._stop_accepted
         if self._latched is None:
             self._latched = self._alarm
         self._stop_done.set()
         self._notify_changed()
-        _LOGGER.critical("STOP NOT CONFIRMED: %s", UNCONFIRMED_DETAIL)
+        _LOGGER.critical("STOP NOT CONFIRMED: %s", detail)
         self._bus.publish(self._alarm)
         self._bus.publish(StateEvent("faulted"))
 
@@ -1089,11 +1180,9 @@ class SafetyGuard:
                 if at_rest and self._resume_source is not None:
                     self._resume_wanted.set()
                 self._rest_since_pause = at_rest
-            if speed < STILL_BELOW_KMH:
-                if self._paused:
-                    self._pause_halted = True
-                if self._stop_requested_s is not None and not self._stop_confirmed:
-                    self._confirm_stop()
+            if speed < STILL_BELOW_KMH and self._paused:
+                self._pause_halted = True
+            self._judge_stop(speed, now)
             if self._spin_up_from_s is not None and self._link.spun_up:
                 self._spin_up_from_s = None
                 self._notify_changed()
@@ -1155,6 +1244,7 @@ class SafetyGuard:
         return None
 
     def _on_status(self, status: MachineStatus) -> None:
+        self._note_stopped_status(status)  # after a latch too: it may be what confirms the stop
         if not self._watching:
             return
         code = status.code

@@ -75,11 +75,11 @@ class Rig:
         await self.clock.advance(max(0.0, t - self.clock.now()))
 
     async def stopped(self, call: Coroutine[Any, Any, bool]) -> bool:
-        """Run a stop (`guard.stop`, `finish`) while the belt then reports standing."""
+        """Run a stop (`guard.stop`, `finish`) while the belt then reports standing (`FakeLink.rest`)."""
         async with asyncio.TaskGroup() as group:
             task = group.create_task(call)
             await settle()
-            self.link.data(0.0)
+            self.link.rest()
         return task.result()
 
     async def tick(self, seconds: float, speed: float | None, incline: float | None = None) -> None:

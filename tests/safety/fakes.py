@@ -36,9 +36,13 @@ from retro_ftms.codec import (
     TreadmillData,
 )
 from retro_ftms.errors import CodecError, ControlPointError, LinkLostError
+from retro_ftms.safety.guard import STOP_CONFIRM_RECORDS
 
 # Loop turns that let every task react to what just happened (a wake-up, a write, an answer).
 SETTLE_ROUNDS: Final = 40
+# Zero-speed records a belt at rest sends (`FakeLink.rest`): as many as the guard needs to confirm a stop,
+# since a real treadmill keeps reporting a standing belt and one zero record alone confirms nothing.
+REST_RECORDS: Final = STOP_CONFIRM_RECORDS
 
 
 async def settle() -> None:
@@ -230,6 +234,11 @@ class FakeLink:
         self.emit(
             TreadmillDataReceived(TreadmillData(speed_kmh=speed, incline_pct=incline, heart_rate_bpm=hr))
         )
+
+    def rest(self, records: int = REST_RECORDS) -> None:
+        """The belt stands: `records` zero-speed records in a row, as a real belt at rest reports."""
+        for _ in range(records):
+            self.data(0.0)
 
     def status(self, status: MachineStatus) -> None:
         self.emit(MachineStatusReceived(status))

@@ -10,10 +10,11 @@ import pytest
 
 from retro_ftms.clock import Clock
 from retro_ftms.codec import MachineStatus, OpCode, ResultCode
-from retro_ftms.events import EventBus, SafetyEvent, StateEvent
+from retro_ftms.events import EventBus, SafetyEvent, StateEvent, StopConfirmation
 from retro_ftms.safety import UNCONFIRMED_DETAIL, EffectiveLimits, SafetyConfig, SafetyGuard
+from retro_ftms.safety.guard import REVOKED_DETAIL, STOP_CONFIRM_RECORDS
 from tests.safety.conftest import Rig, reason_of
-from tests.safety.fakes import FakeLink, settle
+from tests.safety.fakes import REST_RECORDS, FakeLink, settle
 
 
 @pytest.mark.parametrize("reason", ["user", "signal", "mqtt_stop", "error"])
@@ -38,7 +39,7 @@ async def test_stop_waits_for_the_belt_to_slow_down(rig: Rig) -> None:
             for speed in (1.2, 0.6):
                 await rig.tick(1, speed)
                 assert not stopping.done()
-            await rig.tick(1, 0.0)
+            await rig.tick(REST_RECORDS, 0.0)
         assert stopping.result() is True
 
 
@@ -91,7 +92,7 @@ async def test_a_stop_without_an_answer_is_written_again(rig: Rig) -> None:
         async with asyncio.TaskGroup() as group:
             stopping = group.create_task(guard.stop("user"))
             await rig.tick(3, 1.6)
-            rig.link.data(0.0)
+            rig.link.rest()
         assert stopping.result() is True
         stops = rig.link.writes[written:]
         assert [w.name for w in stops] == ["stop", "stop", "stop"]
@@ -143,7 +144,7 @@ async def test_release_stops_an_unfinished_session_first(rig: Rig) -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(guard.release())
             await settle()
-            rig.link.data(0.0)
+            rig.link.rest()
         assert rig.link.names()[-2:] == ["stop", "reset"]
 
 
@@ -311,7 +312,7 @@ async def test_stop_answered_error_is_written_again(rig: Rig) -> None:
         async with asyncio.TaskGroup() as group:
             stopping = group.create_task(guard.stop("user"))
             await rig.tick(1, 1.6)
-            await rig.tick(1, 0.0)
+            await rig.tick(REST_RECORDS, 0.0)
         assert stopping.result() is True
         assert rig.link.names()[-2:] == ["stop", "stop"]
 
@@ -326,3 +327,155 @@ async def test_leaving_survives_a_link_that_swallows_a_cancellation(rig: Rig) ->
         await settle()
         assert rig.link.names()[-1] == "stop"  # still waiting for its answer
     assert reason_of(guard) == "safety_key"
+
+
+# -- what confirms a stop, and what revokes it (issue 16 violation 3, issue 10 item 3) ----------------------
+
+
+async def test_one_zero_record_does_not_confirm_a_stop(rig: Rig) -> None:
+    """`zero-blip`: the machine ignores Stop, sends one 0 km/h record and runs on: the alarm sounds."""
+    async with rig.guard() as guard:
+        await rig.running(guard, 1.6)
+        async with asyncio.TaskGroup() as group:
+            stopping = group.create_task(guard.stop("user"))
+            await settle()
+            rig.link.data(0.0)
+            await settle()
+            assert not stopping.done()
+            await rig.tick(15, 1.6)
+        assert stopping.result() is False
+        assert guard.stop_confirmed_by is None
+        assert guard.alarm == SafetyEvent("stop_unconfirmed", "alarm", UNCONFIRMED_DETAIL)
+        assert guard.reason == "stop_unconfirmed"
+
+
+async def test_zero_records_in_a_row_confirm_a_stop(rig: Rig) -> None:
+    async with rig.guard() as guard:
+        await rig.running(guard, 1.6)
+        async with asyncio.TaskGroup() as group:
+            stopping = group.create_task(guard.stop("user"))
+            await rig.tick(1, 0.8)
+            await rig.tick(2, 0.0)
+            rig.link.data(0.4)  # the count starts again
+            await rig.tick(STOP_CONFIRM_RECORDS - 1, 0.0)
+            assert not stopping.done()
+            await rig.tick(1, 0.0)
+        assert stopping.result() is True
+        assert guard.stop_confirmed_by == StopConfirmation("zero_records", STOP_CONFIRM_RECORDS)
+
+
+@pytest.mark.parametrize(
+    ("status", "name"),
+    [
+        (MachineStatus.stopped_by_safety_key(), "stopped_by_safety_key"),
+        (MachineStatus.stopped_by_user(), "stopped_by_user"),
+        (MachineStatus.reset(), "reset"),
+    ],
+)
+async def test_a_stopped_status_and_one_zero_record_confirm_a_stop(
+    rig: Rig, status: MachineStatus, name: str
+) -> None:
+    async with rig.guard() as guard:
+        await rig.running(guard, 1.6)
+        rig.link.status(status)
+        await rig.tick(2, 0.8)  # slowing down
+        assert not guard.stop_confirmed
+        rig.link.data(0.0)
+        assert await guard.wait_stopped()
+        assert guard.stop_confirmed_by == StopConfirmation("status", 1, name)  # type: ignore[arg-type]
+
+
+async def test_the_echo_of_our_own_stop_proves_nothing(rig: Rig) -> None:
+    async with rig.guard() as guard:
+        await rig.running(guard, 1.6)
+        async with asyncio.TaskGroup() as group:
+            stopping = group.create_task(guard.stop("user"))
+            await settle()
+            rig.link.status(MachineStatus.stopped_by_user())  # "your Stop arrived", not "the belt stands"
+            await rig.tick(1, 0.0)
+            assert not stopping.done()
+            await rig.tick(STOP_CONFIRM_RECORDS - 1, 0.0)
+        assert stopping.result() is True
+        assert guard.stop_confirmed_by == StopConfirmation("zero_records", STOP_CONFIRM_RECORDS)
+
+
+async def test_a_stopped_status_after_the_latch_still_counts(rig: Rig) -> None:
+    """The guard stops watching triggers once latched; a stopped status still confirms the stop."""
+    async with rig.guard() as guard:
+        await rig.running(guard, 1.6)
+        rig.link.data(5.0)  # overspeed: latched
+        await settle()
+        assert reason_of(guard) == "overspeed"
+        rig.link.status(MachineStatus.stopped_by_safety_key())  # the person pulls the key
+        rig.link.data(0.0)
+        assert await guard.wait_stopped()
+        assert guard.stop_confirmed_by == StopConfirmation("status", 1, "stopped_by_safety_key")
+        assert reason_of(guard) == "overspeed"
+
+
+async def test_a_single_zero_record_before_the_stop_is_no_standstill(rig: Rig) -> None:
+    async with rig.guard() as guard:
+        await rig.running(guard, 1.6)
+        await rig.tick(5, 1.6)
+        rig.link.data(0.0)
+        async with asyncio.TaskGroup() as group:
+            stopping = group.create_task(guard.stop("user"))
+            await settle()
+            assert not stopping.done()
+            rig.link.rest()
+        assert stopping.result() is True
+
+
+async def test_a_belt_standing_for_records_before_the_stop_is_confirmed_at_once(rig: Rig) -> None:
+    async with rig.guard() as guard:
+        await rig.running(guard, 1.6)
+        await rig.tick(5, 1.6)
+        await rig.tick(STOP_CONFIRM_RECORDS, 0.0)
+        assert await guard.stop("user")
+        assert guard.stop_confirmed_by == StopConfirmation("zero_records", STOP_CONFIRM_RECORDS)
+
+
+async def test_a_moving_record_after_the_confirmation_revokes_it(rig: Rig) -> None:
+    async with rig.guard() as guard:
+        await rig.running(guard, 1.6)
+        assert await rig.stopped(guard.finish())
+        assert guard.stop_confirmed_by is not None
+        rig.link.data(1.1)  # the machine runs on
+        await settle()
+        assert not guard.stop_confirmed
+        assert guard.stop_confirmed_by is None
+        assert not await guard.wait_stopped()
+        alarm = SafetyEvent("stop_unconfirmed", "alarm", REVOKED_DETAIL.format(speed=1.1))
+        assert guard.alarm == alarm
+        assert "safety key" in alarm.detail
+        assert rig.safety() == [alarm]
+        assert StateEvent("faulted") in rig.events
+        assert guard.reason == "stop_unconfirmed"
+        rig.link.data(1.1)  # one alarm is enough
+        await settle()
+        assert rig.safety() == [alarm]
+
+
+async def test_a_revoked_stop_after_a_trigger_is_stop_unconfirmed(rig: Rig) -> None:
+    async with rig.guard() as guard:
+        await rig.running(guard, 1.6)
+        rig.link.status(MachineStatus.stopped_by_safety_key())
+        rig.link.data(0.0)
+        assert await guard.wait_stopped()
+        rig.link.data(0.9)
+        await settle()
+        assert guard.alarm is not None
+        assert guard.reason == "stop_unconfirmed"
+        assert reason_of(guard) == "safety_key"
+
+
+async def test_after_the_release_the_belt_is_the_person_s(rig: Rig) -> None:
+    """Reset gives the console back: a belt started there afterwards revokes nothing."""
+    async with rig.guard() as guard:
+        await rig.running(guard, 1.6)
+        assert await rig.stopped(guard.finish())
+        await guard.release()
+        rig.link.data(1.1)
+        await settle()
+        assert guard.alarm is None
+        assert guard.stop_confirmed_by == StopConfirmation("zero_records", REST_RECORDS)

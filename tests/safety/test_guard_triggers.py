@@ -334,7 +334,7 @@ async def test_pause_timeout(rig: Rig) -> None:
         await rig.running(guard, 1.6)
         await rig.tick(5, 1.6)
         await guard.pause("terminal")
-        rig.link.data(0.0)
+        rig.link.rest()
         await rig.clock.advance(599.0)
         assert guard.latched is None
         await rig.clock.advance(1.0)
@@ -366,7 +366,7 @@ async def test_link_lost_and_restored(rig: Rig) -> None:
         rig.link.restore()
         await settle()
         assert [w.name for w in rig.link.writes[written:]] == ["stop"]
-        rig.link.data(0.0)
+        rig.link.rest()
         assert await guard.wait_stopped()
         assert guard.reason == "link_lost"
 

@@ -354,7 +354,7 @@ def test_a_runner_following_the_plan_is_never_refused(
             async with asyncio.TaskGroup() as group:
                 finishing = group.create_task(guard.finish())
                 await settle()
-                link.data(0.0)
+                link.rest()
             assert finishing.result()
 
     asyncio.run(bounded(run()))
