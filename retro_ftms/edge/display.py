@@ -43,6 +43,7 @@ from retro_ftms.events import (
     SafetyEvent,
     StateEvent,
     StepEvent,
+    StopConfirmation,
 )
 from retro_ftms.session.snapshot import held_at_most
 
@@ -109,6 +110,20 @@ def reason_words(reason: str | None) -> str:
     if reason is None:
         return "-"
     return REASON_WORDS.get(reason, reason.replace("_", " "))
+
+
+def belt_words(stopped: bool, confirmation: StopConfirmation | None) -> str:
+    """The summary's word on the belt: confirmed stopped or not, and what confirmed it."""
+    if not stopped:
+        return "NOT confirmed stopped"
+    if confirmation is None:
+        return "confirmed stopped"
+    if confirmation.by == "status" and confirmation.status is not None:
+        status = confirmation.status.replace("_", " ")
+        return f"confirmed stopped by the treadmill's status '{status}' and a zero-speed record"
+    if confirmation.by == "zero_records":
+        return f"confirmed stopped: {confirmation.zero_records} zero-speed records"
+    return "confirmed stopped: it had not moved"
 
 
 def format_duration(seconds: float | None) -> str:
@@ -301,7 +316,7 @@ def render_summary(
     meaning = EXIT_MEANINGS.get(result.exit_code, "")
     grid.add_row("Exit code", f"{result.exit_code}: {meaning}" if meaning else str(result.exit_code))
     if result.belt_stopped is not None:
-        grid.add_row("Belt", "confirmed stopped" if result.belt_stopped else "NOT confirmed stopped")
+        grid.add_row("Belt", belt_words(result.belt_stopped, result.stop_confirmed_by))
     warning = loosened_text(loosened)
     if warning is not None:
         grid.add_row("Limits", Text(warning, style="yellow"))

@@ -4,7 +4,9 @@ The file is appended to, never overwritten: each session starts with its `state`
 an earlier session's log survives a second run with the same path. It is created 0600, because it holds
 heart rate. Only a regular file (or a new one) is accepted: a FIFO would block before connecting and a
 device file is no log. A log that fails while the session runs is reported once and then dropped: losing
-the log must never end a session or delay a stop.
+the log must never end a session or delay a stop. The `end` line is the last: the session publishes it
+once the guard has judged everything that arrived, and what comes later (records while the link closes)
+is no part of the session (issue 16).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from types import TracebackType
 from typing import IO, Final
 
 from retro_ftms.errors import ConfigError
-from retro_ftms.events import Event, EventBus, to_record
+from retro_ftms.events import EndEvent, Event, EventBus, to_record
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class EventLog:
         self._unsubscribe: Callable[[], None] | None = None
         # The first write error, reported once; after it the log is dropped and the session runs on.
         self.failure: OSError | None = None
+        self._ended = False  # the `end` line is written: nothing more goes in
 
     def __enter__(self) -> EventLog:
         self._file = open_log_file(self.path)
@@ -95,8 +98,9 @@ class EventLog:
             _LOGGER.error("event log %s: cannot write (%s); the session goes on without it", self.path, error)
 
     def _write(self, t: float, event: Event) -> None:
-        if self._file is None:
+        if self._file is None or self._ended:
             return
+        self._ended = isinstance(event, EndEvent)
         try:
             self._file.write(json.dumps(to_record(t, event), separators=(",", ":")) + "\n")
             self._file.flush()

@@ -8,6 +8,7 @@ the guard latches, the runner ends; while the person has paused, program time st
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,6 +27,7 @@ from retro_ftms.events import (
     SafetyEvent,
     SafetyReason,
     StateEvent,
+    StopConfirmation,
 )
 from retro_ftms.program import Segment
 from retro_ftms.safety import CommandRefused, SafetyGuard
@@ -64,6 +66,8 @@ class SessionResult:
     program_time_s: float
     # The guard confirmed the belt stopped from fresh Treadmill Data (after a reconnect too); None: unknown.
     belt_stopped: bool | None = None
+    # What confirmed it (zero records in a row, or a stopped status with a zero record); None: not confirmed.
+    stop_confirmed_by: StopConfirmation | None = None
 
 
 class SessionRunner:
@@ -123,10 +127,14 @@ class SessionRunner:
 
     async def run(self) -> SessionResult:
         """Run the program to its end or to a latch; the belt is stopped (or the alarm raised) and control
-        released on return."""
+        released on return.
+
+        The `end` goes out only after the release: every record until then is judged by the guard (a belt
+        moving after its stop was confirmed revokes the confirmation), so the end tells the final verdict.
+        """
         unsubscribe = self._bus.subscribe(self._on_event)
         try:
-            return await self._run()
+            result = await self._run()
         except asyncio.CancelledError:
             await self._guard.stop("signal", "the session was cancelled")
             raise
@@ -137,17 +145,34 @@ class SessionRunner:
         except (ControlPointError, LinkLostError) as exc:
             _LOGGER.warning("session ended by a failed command: %s", exc)
             await self._guard.stop("command_failed", str(exc))
-            return await self._end_latched()
+            result = await self._end_latched()
         except Exception as exc:
             _LOGGER.exception("session failed")
             stopped = await self._guard.stop("error", f"internal error: {exc!r}")
-            self._bus.publish(StateEvent("faulted"))
-            self._bus.publish(EndEvent("error", "error"))
-            return SessionResult("error", "error", EXIT_INTERNAL_ERROR, self._program_time_s, stopped)
+            result = SessionResult("error", "error", EXIT_INTERNAL_ERROR, self._program_time_s, stopped)
         finally:
             unsubscribe()
             # Every way out, after a latch too: Reset releases control, so the console works again.
             await self._guard.release()
+        return self._publish_end(result)
+
+    def _publish_end(self, result: SessionResult) -> SessionResult:
+        """The final result as the guard judged the belt up to the release, announced as the `end`.
+
+        A stop confirmed and then revoked (the belt moved again) is `stop_unconfirmed`, exit 3.
+        """
+        guard = self._guard
+        if result.belt_stopped and not guard.stop_confirmed:
+            reason = guard.reason or "stop_unconfirmed"
+            result = SessionResult("stopped", reason, self._exit_code(reason), result.program_time_s, False)
+        result = dataclasses.replace(result, stop_confirmed_by=guard.stop_confirmed_by)
+        by = None if result.stop_confirmed_by is None else result.stop_confirmed_by.name
+        if result.outcome == "completed":
+            self._bus.publish(StateEvent("completed"))
+        elif result.outcome == "error":
+            self._bus.publish(StateEvent("faulted"))
+        self._bus.publish(EndEvent(result.outcome, result.reason, by))
+        return result
 
     async def _run(self) -> SessionResult:
         guard = self._guard
@@ -185,9 +210,6 @@ class SessionRunner:
                 await self._approach(segment)
             await self._wait(segment)
         if await guard.finish():
-            self._bus.publish(StateEvent("completed"))
-            self._bus.publish(EndEvent("completed", None))
-            await guard.release()
             return SessionResult("completed", None, EXIT_COMPLETED, self._program_time_s, True)
         return await self._end_latched()
 
@@ -195,9 +217,11 @@ class SessionRunner:
         """End after a latch, once the guard's stop procedure has been confirmed or has raised the alarm."""
         stopped = await self._guard.wait_stopped()
         reason = self._guard.reason or "error"
-        self._bus.publish(EndEvent("stopped", reason))
-        code = EXIT_INTERRUPTED if reason in _PERSON_REASONS else EXIT_SAFETY_STOP
-        return SessionResult("stopped", reason, code, self._program_time_s, stopped)
+        return SessionResult("stopped", reason, self._exit_code(reason), self._program_time_s, stopped)
+
+    @staticmethod
+    def _exit_code(reason: str) -> int:
+        return EXIT_INTERRUPTED if reason in _PERSON_REASONS else EXIT_SAFETY_STOP
 
     async def _handle_requests(self) -> bool:
         """Carry out queued edge requests; True when one of them stopped the session."""

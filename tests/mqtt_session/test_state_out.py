@@ -83,5 +83,6 @@ async def test_a_whole_session_as_a_dashboard_sees_it(
     assert not any(m.retain for m in recorder.on(TOPICS.event))
     assert [e["type"] for e in events] == ["step"] * SHORT_PROGRAM_STEPS + ["end"]
     assert [e["index"] for e in events[:-1]] == list(range(SHORT_PROGRAM_STEPS))
-    assert events[-1] | {"t": 0} == {"t": 0, "type": "end", "outcome": "completed", "reason": None}
+    end = {"type": "end", "outcome": "completed", "reason": None, "stop_confirmed_by": "zero_records"}
+    assert events[-1] | {"t": 0} == {"t": 0, **end}
     assert events == [e for e in session.events if e["type"] in {"step", "end"}]

@@ -29,7 +29,8 @@ async def test_builtin_program_completes(run: RunSession, name: str) -> None:
     session = await run(name)
 
     assert session.exit_code == 0, session.describe()
-    assert session.end == {"t": session.end["t"], "type": "end", "outcome": "completed", "reason": None}
+    end = {"type": "end", "outcome": "completed", "reason": None, "stop_confirmed_by": "zero_records"}
+    assert session.end == {"t": session.end["t"], **end}
     assert session.of_type("refused") == []
     assert session.safety == []
     program = load_program(name)

@@ -172,6 +172,8 @@ CASES: Final = [
     FaultCase(("overspeed@40:3",), "speed_mismatch", EXIT_SAFETY),  # below the cap, off the target
     # The program's own end is the next stop; the belt keeps running.
     FaultCase(("ignore-stop@40",), "stop_unconfirmed", EXIT_SAFETY, belt="unconfirmed"),
+    # The same, with one 0 km/h record right after the Stop: no proof that the belt stopped.
+    FaultCase(("zero-blip@40",), "stop_unconfirmed", EXIT_SAFETY, belt="unconfirmed"),
     FaultCase(("cp-timeout@40",), "command_failed", EXIT_SAFETY, config=FAST_CP),
     FaultCase(("cp-error@40:0x04",), "command_failed", EXIT_SAFETY),
     FaultCase(("cp-error@40:invalid_parameter",), "command_failed", EXIT_SAFETY),
