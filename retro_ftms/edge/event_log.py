@@ -4,9 +4,10 @@ The file is appended to, never overwritten: each session starts with its `state`
 an earlier session's log survives a second run with the same path. It is created 0600, because it holds
 heart rate. Only a regular file (or a new one) is accepted: a FIFO would block before connecting and a
 device file is no log. A log that fails while the session runs is reported once and then dropped: losing
-the log must never end a session or delay a stop. The `end` line is the last: the session publishes it
-once the guard has judged everything that arrived, and what comes later (records while the link closes)
-is no part of the session (issue 16).
+the log must never end a session or delay a stop. Nothing from the treadmill follows the `end` line: the
+session publishes it once the guard has judged everything that arrived, and what the machine reports later
+(records while the link closes) is no part of the session (issue 16). The MQTT bridge's last count of
+refused commands, flushed as it closes, still goes in.
 """
 
 from __future__ import annotations
@@ -23,13 +24,25 @@ from types import TracebackType
 from typing import IO, Final
 
 from retro_ftms.errors import ConfigError
-from retro_ftms.events import EndEvent, Event, EventBus, to_record
+from retro_ftms.events import (
+    CommandEvent,
+    DataEvent,
+    EndEvent,
+    Event,
+    EventBus,
+    ResponseEvent,
+    SimEvent,
+    StatusEvent,
+    to_record,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
 OPTION: Final = "--events"
 # Owner read and write only: the log holds heart rate (issue 16).
 FILE_MODE: Final = 0o600
+# What the treadmill (or the simulator) reports: none of it is logged after the session's `end`.
+TREADMILL_EVENTS: Final = (DataEvent, StatusEvent, CommandEvent, ResponseEvent, SimEvent)
 # O_NONBLOCK: opening a FIFO must fail (ENXIO) or return at once, never wait for a reader.
 _OPEN_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
@@ -68,7 +81,7 @@ class EventLog:
         self._unsubscribe: Callable[[], None] | None = None
         # The first write error, reported once; after it the log is dropped and the session runs on.
         self.failure: OSError | None = None
-        self._ended = False  # the `end` line is written: nothing more goes in
+        self._ended = False  # the `end` line is written: nothing more from the treadmill goes in
 
     def __enter__(self) -> EventLog:
         self._file = open_log_file(self.path)
@@ -98,9 +111,9 @@ class EventLog:
             _LOGGER.error("event log %s: cannot write (%s); the session goes on without it", self.path, error)
 
     def _write(self, t: float, event: Event) -> None:
-        if self._file is None or self._ended:
+        if self._file is None or (self._ended and isinstance(event, TREADMILL_EVENTS)):
             return
-        self._ended = isinstance(event, EndEvent)
+        self._ended = self._ended or isinstance(event, EndEvent)
         try:
             self._file.write(json.dumps(to_record(t, event), separators=(",", ":")) + "\n")
             self._file.flush()

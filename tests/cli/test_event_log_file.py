@@ -15,7 +15,7 @@ from retro_ftms.clock import Clock
 from retro_ftms.edge.cli import app
 from retro_ftms.edge.event_log import EventLog
 from retro_ftms.errors import ConfigError
-from retro_ftms.events import EventBus, StateEvent
+from retro_ftms.events import DataEvent, EndEvent, EventBus, RefusedEvent, StateEvent, StatusEvent
 
 SHORT_PROGRAM: Final = str(Path(__file__).parent / "data" / "short.toml")
 
@@ -39,6 +39,21 @@ def test_log_is_appended_and_private(tmp_path: Path) -> None:
     with EventLog(fresh, bus):
         pass
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+
+
+def test_nothing_from_the_treadmill_after_the_end(tmp_path: Path) -> None:
+    """Records while the link closes are no part of the session (issue 16); a late refusal count is."""
+    path = tmp_path / "events.jsonl"
+    bus = EventBus(Clock())
+    late = RefusedEvent("mqtt_command", 7, "7 more refused MQTT commands")
+    with EventLog(path, bus):
+        bus.publish(DataEvent(0.0, 0.0, 10, 20, None))
+        bus.publish(EndEvent("completed", None, "zero_records"))
+        bus.publish(DataEvent(1.1, 0.0, 11, 21, None))
+        bus.publish(StatusEvent("reset"))
+        bus.publish(late)
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [line["type"] for line in lines] == ["data", "end", "refused"]
 
 
 def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
