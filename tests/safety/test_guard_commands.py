@@ -298,7 +298,7 @@ async def test_a_waiting_resume_is_dropped_by_a_stop(rig: Rig) -> None:
         async with asyncio.TaskGroup() as group:
             stop = group.create_task(guard.stop("user"))
             await settle()
-            rig.link.data(0.0)
+            rig.link.rest()
         assert stop.result()
         await settle()
         assert rig.link.names()[-2:] == ["pause", "stop"]

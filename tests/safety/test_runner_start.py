@@ -36,7 +36,8 @@ async def test_a_safety_key_during_the_first_request_control_ends_as_safety_key(
             rig.link.release_hang()
         result = run.result()
     assert (result.outcome, result.reason, result.exit_code) == ("stopped", "safety_key", EXIT_SAFETY_STOP)
-    assert rig.of(EndEvent) == [EndEvent("stopped", "safety_key")]
+    # Confirmed stopped by the key's status with the zero record (the belt never moved).
+    assert rig.of(EndEvent) == [EndEvent("stopped", "safety_key", "stopped_by_safety_key")]
     assert "start_or_resume" not in rig.link.names()
     assert rig.refused() == []
 
