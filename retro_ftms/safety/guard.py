@@ -105,6 +105,10 @@ RESUME_REST_WAIT_S: Final = 10.0
 STOP_RETRY_INTERVAL_S: Final = 1.0
 # Incline above its band in this many records in a row is the console (or the machine) raising it.
 INCLINE_OVERRIDE_RECORDS: Final = 2
+# Speed above its band (target, or the previous target while settling, plus the tolerance) in this many
+# records in a row is a belt running faster than told: one record may be ripple, two (about 1 s apart)
+# stop the belt within the 3 s of issue 9. A belt below its band keeps the settling time.
+OVERSPEED_RECORDS: Final = 2
 # A Target Changed status this soon after one of our commands (or after the last echo of its ramp), with its
 # value or one on the ramp toward it, is the machine's echo (`EchoSpans`).
 ECHO_WINDOW_S: Final = 5.0
@@ -1225,10 +1229,14 @@ class SafetyGuard:
         if speed is not None:
             first = self.limits.first_speed_max_kmh if self._rise.first_speed_pending else -math.inf
             off = self._speed_follow.observe(speed, now, first)
-            if off is not None and now - off.since_s >= self.config.settle_time_s:
+            if off is not None and (
+                off.records >= OVERSPEED_RECORDS
+                if off.above
+                else now - off.since_s >= self.config.settle_time_s
+            ):
                 mismatch = Trigger(
                     "speed_mismatch",
-                    f"reported {speed:g} km/h for {now - off.since_s:g} s, "
+                    f"reported {speed:g} km/h for {now - off.since_s:g} s ({off.records} records), "
                     f"target {self._rise.target_speed_kmh:g} km/h",
                 )
                 return self._with_speed_hint(mismatch, speed)

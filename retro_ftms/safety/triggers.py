@@ -100,10 +100,12 @@ def _span(target: float, current: float | None) -> tuple[float, float]:
 
 @dataclass(frozen=True, slots=True)
 class Off:
-    """Reported values have been outside the band since `since_s`, for `records` records in a row."""
+    """Reported values have been outside the band since `since_s`, for `records` records in a row, on
+    one side of it: `above` (a belt faster than allowed) or below (a belt that has not caught up yet)."""
 
     since_s: float
     records: int
+    above: bool
 
 
 class Follow:
@@ -112,7 +114,8 @@ class Follow:
     The band is the target plus/minus `tolerance`; for `settle_s` after a change it also reaches up to
     the previous target (a belt slowing down, an incline motor running down). With `lower=False` only
     the upper side counts (an incline motor that lags is no danger). `observe` tells since when, and for
-    how many records, the value has been outside; a change of target starts the count again.
+    how many records, the value has been outside on the same side; a change of target, or of the side,
+    starts the count again (a belt below the band that shoots above it is a new fault, not an old one).
     """
 
     __slots__ = ("_changed_s", "_lower", "_off", "_previous", "_settle_s", "_target", "_tolerance")
@@ -157,7 +160,12 @@ class Follow:
         if low <= value <= high:
             self._off = None
             return None
-        self._off = Off(now_s, 1) if self._off is None else Off(self._off.since_s, self._off.records + 1)
+        above = value > high
+        off = self._off
+        if off is None or off.above != above:
+            self._off = Off(now_s, 1, above)
+        else:
+            self._off = Off(off.since_s, off.records + 1, above)
         return self._off
 
 

@@ -188,38 +188,59 @@ async def test_heart_rate(make_rig: Callable[..., Rig]) -> None:
         await assert_latched(rig, guard, "heart_rate", tripped_at=tripped_at)
 
 
-async def test_speed_mismatch_after_the_settling_time(rig: Rig) -> None:
-    """A belt forced to 2.5 km/h (below the cap) while the target is 1.6: `speed_mismatch`."""
+async def test_a_belt_faster_than_the_target_stops_on_the_second_record(rig: Rig) -> None:
+    """Issue 9 item 4: a belt forced to 2.5 km/h (below the cap) while the target is 1.6 stops on its
+    second fast record as `speed_mismatch`, not after the settling time."""
     async with rig.guard() as guard:
         await rig.running(guard, 1.6)
         await rig.tick(20, 1.6)
-        tripped_at = len(rig.link.writes)
-        rig.link.data(2.5)  # first record off the band
-        await rig.tick(9, 2.5)
+        rig.link.data(2.5)  # first record above the band: may be ripple
+        await settle()
         assert guard.latched is None
+        tripped_at = len(rig.link.writes)
         await rig.tick(1, 2.5)
-        await assert_latched(rig, guard, "speed_mismatch", tripped_at=tripped_at + 0)
+        await assert_latched(rig, guard, "speed_mismatch", tripped_at=tripped_at)
 
 
-async def test_a_belt_running_away_past_the_cap_is_overspeed(rig: Rig) -> None:
-    """The forced belt accelerates (0.5 km/h/s) through the mismatch band up to above the cap."""
+async def test_a_belt_running_away_stops_before_the_cap(rig: Rig) -> None:
+    """The forced belt accelerates (0.5 km/h/s): it stops as `speed_mismatch` two records after it left
+    the band, long before it reaches the cap."""
     async with rig.guard() as guard:
         await rig.running(guard, 1.6)
         await rig.tick(20, 1.6)
-        speed = 1.6
-        for _ in range(10):
-            speed += 0.5
+        for speed in (2.1, 2.6):
             await rig.tick(1, speed)
+        assert reason_of(guard) == "speed_mismatch"
+
+
+async def test_a_belt_jumping_past_the_cap_is_overspeed(rig: Rig) -> None:
+    """Past the cap within two records: `overspeed`, on the record above the cap."""
+    async with rig.guard() as guard:
+        await rig.running(guard, 1.6)
+        await rig.tick(20, 1.6)
+        await rig.tick(1, 3.0)
+        assert guard.latched is None
+        await rig.tick(1, 4.5)
         assert reason_of(guard) == "overspeed"
 
 
 async def test_speed_that_never_arrives_is_a_mismatch(rig: Rig) -> None:
-    """Wrong units: a target of 1.6 runs at 1.6 "mph" (2.57 km/h)."""
+    """Wrong units: a target of 1.6 runs at 1.6 "mph" (2.57 km/h): stopped on the second such record."""
     async with rig.guard() as guard:
         await rig.running(guard, 1.6)
-        await rig.tick(9, 2.57)
+        await rig.tick(1, 2.57)
         assert guard.latched is None
-        await rig.tick(2, 2.57)
+        await rig.tick(1, 2.57)
+        assert reason_of(guard) == "speed_mismatch"
+
+
+async def test_a_slow_belt_keeps_the_settling_time(rig: Rig) -> None:
+    """Below the target the belt may take the settling time (10 s) to catch up."""
+    async with rig.guard() as guard:
+        await rig.running(guard, 1.6)
+        await rig.tick(9, 1.0)
+        assert guard.latched is None
+        await rig.tick(2, 1.0)
         assert reason_of(guard) == "speed_mismatch"
 
 

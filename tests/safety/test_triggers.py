@@ -84,6 +84,22 @@ def test_follow_counts_time_and_records_off_band() -> None:
     assert follow.observe(3.0, 26.0) is None
 
 
+def test_follow_restarts_the_count_when_the_side_changes() -> None:
+    """Issue 9 item 4: a slow belt that shoots above the band is a new fault, counted from its first
+    fast record, not from when it was slow."""
+    follow = Follow(settle_s=10.0, tolerance=0.3)
+    follow.retarget(2.0, 0.0)
+    slow = follow.observe(1.0, 20.0)
+    assert slow is not None
+    assert not slow.above
+    fast = follow.observe(2.6, 21.0)
+    again = follow.observe(2.7, 22.0)
+    assert fast is not None
+    assert again is not None
+    assert (fast.since_s, fast.records, fast.above) == (21.0, 1, True)
+    assert (again.since_s, again.records, again.above) == (21.0, 2, True)
+
+
 def test_follow_upper_only() -> None:
     follow = Follow(settle_s=10.0, tolerance=0.5, lower=False)
     follow.retarget(2.0, 0.0, current=4.0)

@@ -84,7 +84,9 @@ async def test_a_whole_short_session(
         ("control-lost@0", "control_lost"),
         ("console-speed@0:3", "console_override"),
         ("console-incline@0:2", "console_override"),
-        ("overspeed@0:6", "overspeed"),
+        # A belt running away at 0.5 km/h/s stops two records after it leaves the band, before the cap
+        # (issue 9 item 4); a belt past the cap: tests/session/test_faults.py.
+        ("overspeed@0:6", "speed_mismatch"),
         ("overspeed@0:2.5", "speed_mismatch"),
         ("silence@0:15", "stale_data"),
         ("garbage@0", "bad_data"),
