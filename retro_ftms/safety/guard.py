@@ -109,6 +109,12 @@ INCLINE_OVERRIDE_RECORDS: Final = 2
 # records in a row is a belt running faster than told: one record may be ripple, two (about 1 s apart)
 # stop the belt within the 3 s of issue 9. A belt below its band keeps the settling time.
 OVERSPEED_RECORDS: Final = 2
+# While paused, the belt moving again (after it stood, or rising from its lowest speed since the pause by
+# more than the speed tolerance) in this many records in a row is a trigger: nothing of ours moves it.
+MOVED_AGAIN_RECORDS: Final = 2
+# A record more than one wire step (0.01 km/h) below the last is a belt slowing down: the pause taking
+# effect (its ramp-down, perhaps after a machine's spurious zero record), never a belt moving again.
+PAUSE_SLOWING_KMH: Final = 0.015
 # A Target Changed status this soon after one of our commands (or after the last echo of its ramp), with its
 # value or one on the ramp toward it, is the machine's echo (`EchoSpans`).
 ECHO_WINDOW_S: Final = 5.0
@@ -209,6 +215,10 @@ class SafetyGuard:
         self._resume_source: str | None = None
         self._resume_by_s: float | None = None
         self._resume_wanted = asyncio.Event()
+        # Records since the pause: the last speed, the lowest, and how many in a row moved again.
+        self._pause_last_kmh: float | None = None
+        self._pause_low_kmh = math.inf
+        self._pause_moving = 0
         self._finishing = False
         self._released = False
         self._link_down = False
@@ -845,6 +855,9 @@ class SafetyGuard:
         self._paused_at_s = self._clock.now()
         self._pause_halted = self._known_still()
         self._rest_since_pause = False
+        self._pause_last_kmh = self._speed
+        self._pause_low_kmh = self._speed if self._speed is not None else math.inf
+        self._pause_moving = 0
         self._notify_changed()
         self._watch_wake.set()
         _LOGGER.warning("paused by %s", source)
@@ -1193,7 +1206,9 @@ class SafetyGuard:
                 self._watch_wake.set()
         if not self._watching:
             return
-        trigger = self._cap_trigger(record) or self._follow_trigger(record, now)
+        trigger = (
+            self._cap_trigger(record) or self._pause_trigger(record) or self._follow_trigger(record, now)
+        )
         if trigger is not None:
             self._trip(trigger.reason, trigger.detail)
 
@@ -1221,6 +1236,32 @@ class SafetyGuard:
             hint = bh_decline_hint(incline, scale)
         return trigger if hint is None else Trigger(trigger.reason, f"{trigger.detail}; {hint}")
 
+    def _pause_trigger(self, record: TreadmillData) -> Trigger | None:
+        """The belt moving again during a pause (ours or the console's), not the pause's own ramp-down.
+
+        A record counts when it shows the belt moving and not slowing down, and either the belt had
+        stood since the pause or it is above its lowest speed since the pause by more than the speed
+        tolerance. A slowing record ends the count (a machine's spurious zero record, then its real
+        ramp-down, is no restart).
+        """
+        speed = record.speed_kmh
+        if not self._paused or self._finishing or speed is None:
+            return None
+        last, self._pause_last_kmh = self._pause_last_kmh, speed
+        self._pause_low_kmh = min(self._pause_low_kmh, speed)
+        slowing = last is not None and speed < last - PAUSE_SLOWING_KMH
+        rising = speed > self._pause_low_kmh + self.config.speed_tolerance_kmh
+        if speed < STILL_BELOW_KMH or slowing or not (self._pause_halted or rising):
+            self._pause_moving = 0
+            return None
+        self._pause_moving += 1
+        if self._pause_moving < MOVED_AGAIN_RECORDS:
+            return None
+        return Trigger(
+            "console_override",
+            f"the belt moved again during the pause: reported {speed:g} km/h in {self._pause_moving} records",
+        )
+
     def _follow_trigger(self, record: TreadmillData, now: float) -> Trigger | None:
         """Speed that does not follow the target; incline rising above it without a command."""
         if not self.running:
@@ -1241,15 +1282,29 @@ class SafetyGuard:
                 )
                 return self._with_speed_hint(mismatch, speed)
         incline = record.incline_pct
-        target = self._rise.target_incline_pct
-        if incline is not None and target is not None:
+        if incline is not None:
+            # Without a command of ours the target is 0 % (a flat program): a rise is the machine's own.
+            if self._incline_follow.rose(incline, now, INCLINE_ECHO_PCT):
+                self._rise.incline_rise_s = now  # no speed rise within the separation time of it
             off = self._incline_follow.observe(incline, now)
             if off is not None and off.records >= INCLINE_OVERRIDE_RECORDS:
-                override = Trigger(
-                    "console_override", f"reported incline {incline:g} % above the target {target:g} %"
-                )
-                return self._with_incline_hint(override, incline)
+                return self._incline_override(incline)
         return None
+
+    def _incline_override(self, incline: float) -> Trigger:
+        """Incline risen above its band with no command: a console raise, or `overincline` past the cap
+        (whatever the tolerance, which is for a reading at a commanded value, not for a rise of its own)."""
+        target = self._rise.target_incline_pct
+        commanded = f"the target {target:g} %" if target is not None else "0 % (no incline command)"
+        if incline > self.limits.max_incline_pct + VALUE_EPSILON:
+            over = Trigger(
+                "overincline",
+                f"reported incline {incline:g} % rose by itself above the cap "
+                f"{self.limits.max_incline_pct:g} % from {commanded}",
+            )
+            return self._with_incline_hint(over, incline)
+        override = Trigger("console_override", f"reported incline {incline:g} % above {commanded}")
+        return self._with_incline_hint(override, incline)
 
     def _on_status(self, status: MachineStatus) -> None:
         self._note_stopped_status(status)  # after a latch too: it may be what confirms the stop

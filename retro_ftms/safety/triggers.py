@@ -118,7 +118,16 @@ class Follow:
     starts the count again (a belt below the band that shoots above it is a new fault, not an old one).
     """
 
-    __slots__ = ("_changed_s", "_lower", "_off", "_previous", "_settle_s", "_target", "_tolerance")
+    __slots__ = (
+        "_changed_s",
+        "_lower",
+        "_off",
+        "_peak",
+        "_previous",
+        "_settle_s",
+        "_target",
+        "_tolerance",
+    )
 
     def __init__(self, *, settle_s: float, tolerance: float, lower: bool = True) -> None:
         self._settle_s = settle_s
@@ -128,6 +137,8 @@ class Follow:
         self._previous = 0.0
         self._changed_s = -math.inf
         self._off: Off | None = None
+        # The highest value reported since the last change of target (see `rose`).
+        self._peak = -math.inf
 
     def retarget(self, target: float, now_s: float, *, current: float | None = None) -> None:
         """A new target from `now_s` on; within the settling time the old one still bounds the band.
@@ -142,6 +153,7 @@ class Follow:
         self._target = target
         self._changed_s = now_s
         self._off = None
+        self._peak = -math.inf
 
     def restart(self, now_s: float) -> None:
         """The belt starts from standstill (Start/Resume): the settling time begins again."""
@@ -150,10 +162,21 @@ class Follow:
 
     def band(self, now_s: float, upper_at_least: float = -math.inf) -> tuple[float, float]:
         """The (low, high) band now; `upper_at_least` widens the top (e.g. the first-speed limit)."""
-        settling = now_s - self._changed_s < self._settle_s
-        high = max(self._target, self._previous if settling else self._target, upper_at_least)
         low = self._target - self._tolerance if self._lower else -math.inf
-        return low, high + self._tolerance
+        return low, max(self._ceiling(now_s), upper_at_least) + self._tolerance
+
+    def _ceiling(self, now_s: float) -> float:
+        """The highest value a command explains now: the target, or the previous one while settling."""
+        settling = now_s - self._changed_s < self._settle_s
+        return max(self._target, self._previous if settling else self._target)
+
+    def rose(self, value: float, now_s: float, margin: float) -> bool:
+        """`value` rose by itself: above what a command explains and above everything reported since the
+        last change of target, each by more than `margin` (a sensor's noise). Counts `value` as reported.
+        """
+        rose = value > max(self._peak, self._ceiling(now_s)) + margin
+        self._peak = max(self._peak, value)
+        return rose
 
     def observe(self, value: float, now_s: float, upper_at_least: float = -math.inf) -> Off | None:
         low, high = self.band(now_s, upper_at_least)
