@@ -36,6 +36,8 @@ class FaultKind(enum.StrEnum):
     CP_ERROR = "cp-error"
     GARBAGE = "garbage"
     PREROLL = "preroll"
+    INCLINE_DRIFT = "incline-drift"
+    RUN_AWAY = "run-away"
 
 
 class FaultAnchor(enum.StrEnum):
@@ -53,6 +55,8 @@ _ARGUMENTS: Final[dict[FaultKind, str]] = {
     FaultKind.CONSOLE_INCLINE: "PCT",
     FaultKind.OVERSPEED: "KMH",
     FaultKind.CP_ERROR: "CODE",
+    FaultKind.INCLINE_DRIFT: "PCT",
+    FaultKind.RUN_AWAY: "KMH",
 }
 MAX_FAULT_TIME_S: Final = 24 * 3600.0  # beyond any session; catches a typo such as a missing ':'
 MAX_SPEED_ARG_KMH: Final = 40.0  # faster than any treadmill belt
@@ -119,9 +123,11 @@ class FaultSpec:
         value = _number(arg_text, bad, arg_name)
         if kind is FaultKind.SILENCE and not 0 < value <= MAX_FAULT_TIME_S:
             raise bad(f"SECONDS must be positive (and at most {MAX_FAULT_TIME_S:g}), not {value:g}")
-        if kind in (FaultKind.CONSOLE_SPEED, FaultKind.OVERSPEED) and not 0 < value <= MAX_SPEED_ARG_KMH:
+        speed_kinds = (FaultKind.CONSOLE_SPEED, FaultKind.OVERSPEED, FaultKind.RUN_AWAY)
+        if kind in speed_kinds and not 0 < value <= MAX_SPEED_ARG_KMH:
             raise bad(f"KMH must be in (0, {MAX_SPEED_ARG_KMH:g}], not {value:g}")
-        if kind is FaultKind.CONSOLE_INCLINE and not abs(value) <= INCLINE_ARG_LIMIT_PCT:
+        incline_kinds = (FaultKind.CONSOLE_INCLINE, FaultKind.INCLINE_DRIFT)
+        if kind in incline_kinds and not abs(value) <= INCLINE_ARG_LIMIT_PCT:
             raise bad(
                 f"PCT must be in [-{INCLINE_ARG_LIMIT_PCT:g}, {INCLINE_ARG_LIMIT_PCT:g}], not {value:g}"
             )

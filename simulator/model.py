@@ -194,6 +194,7 @@ class TreadmillModel:
         self._target_speed_kmh = 0.0
         self._target_incline_pct = 0.0
         self._forced_speed_kmh: float | None = None
+        self._run_away_kmh: float | None = None
         self._t0 = clock.now()
         self._speed0 = 0.0
         self._incline0 = 0.0
@@ -237,8 +238,15 @@ class TreadmillModel:
     def elapsed_s(self) -> float:
         return self.snapshot().elapsed_s
 
+    @property
+    def run_away_kmh(self) -> float | None:
+        """The speed a `run-away` fault makes the belt run at while paused, if any."""
+        return self._run_away_kmh
+
     def belt_goal_kmh(self) -> float:
         """The speed the belt motor is driving toward now."""
+        if self._state is BeltState.PAUSED and self._run_away_kmh is not None:
+            return self._run_away_kmh
         if self._state is not BeltState.RUNNING:
             return 0.0
         if self._forced_speed_kmh is not None:
@@ -315,6 +323,13 @@ class TreadmillModel:
         """Make the belt run at `kmh` whatever its target (a faulty motor controller); None to heal."""
         self._rebase()
         self._forced_speed_kmh = kmh
+
+    def run_away(self, kmh: float | None) -> None:
+        """Make a paused belt run at `kmh` (a pause the motor controller does not hold); None to heal.
+
+        Stop still stops it: only the pause is broken."""
+        self._rebase()
+        self._run_away_kmh = kmh
 
     def reset(self) -> None:
         """Targets back to zero, belt stops, counters zeroed (the belt and incline still coast down)."""

@@ -389,6 +389,7 @@ class FtmsServer:
         self._pending_error = None
         self._silent_until = -math.inf
         self.model.force_speed(None)
+        self.model.run_away(None)
 
     def apply_fault(self, fault: FaultSpec) -> list[Outgoing]:
         """Make the machine misbehave as `fault` says; `disconnect` is the transport's job."""
@@ -419,6 +420,17 @@ class FtmsServer:
             return self.console_set_incline(_arg(fault))
         if kind is FaultKind.OVERSPEED:
             self.model.force_speed(_arg(fault))
+            return []
+        if kind is FaultKind.INCLINE_DRIFT:
+            # The incline motor drifts by itself: no Target Incline Changed, only the reported incline.
+            s = self.settings
+            self.model.set_target_incline(min(s.incline_max_pct, max(s.incline_min_pct, _arg(fault))))
+            return []
+        if kind is FaultKind.RUN_AWAY:
+            self.model.run_away(_arg(fault))
+            if self.model.state is BeltState.PAUSED:
+                self._motion_unreported = True
+                self._rest_record_pending = True
             return []
         if kind is FaultKind.IGNORE_STOP:
             self._ignore_stop = True
@@ -544,7 +556,7 @@ class FtmsServer:
         last = self._last_data_t
         if self._data_active_at(now):
             due = now if last is None or last + interval < now - interval else last + interval
-            if self.model.state is not BeltState.RUNNING:
+            if self.model.belt_goal_kmh() <= 0:
                 due = min(due, self.model.belt_settles_at())  # the record at rest goes out on time
             return due
         if not self._rest_records_owed:
@@ -592,7 +604,10 @@ class FtmsServer:
 
     def _data_active_at(self, now: float) -> bool:
         """Whether records go out on the one-second grid at `now`: running, or the belt still moving."""
-        return self.model.state is BeltState.RUNNING or self.model.snapshot(now).speed_kmh > _AT_REST_KMH
+        model = self.model
+        if model.state is BeltState.RUNNING or model.belt_goal_kmh() > 0:
+            return True
+        return model.snapshot(now).speed_kmh > _AT_REST_KMH
 
     @property
     def _mph(self) -> bool:

@@ -28,6 +28,8 @@ from simulator.faults import FaultAnchor, FaultKind, FaultSpec
         ("cp-error@3:operation_failed", FaultKind.CP_ERROR, 3.0, 4.0),
         ("cp-error@3:0x7f", FaultKind.CP_ERROR, 3.0, 127.0),
         ("garbage@9", FaultKind.GARBAGE, 9.0, None),
+        ("incline-drift@20:5.4", FaultKind.INCLINE_DRIFT, 20.0, 5.4),
+        ("run-away@30:3.9", FaultKind.RUN_AWAY, 30.0, 3.9),
         ("  Safety-Key@12 ", FaultKind.SAFETY_KEY, 12.0, None),
     ],
 )
@@ -55,6 +57,8 @@ def test_every_kind_of_design_md_is_known() -> None:
         "cp-error",
         "garbage",
         "preroll",  # not in design.md: issue 16 v4, a belt already running when the client connects
+        "incline-drift",
+        "run-away",
     }
 
 
@@ -110,6 +114,10 @@ def test_cp_error_code_property() -> None:
         ("overspeed@3:-2", "KMH must be in"),
         ("overspeed@3:100", "KMH must be in"),
         ("console-incline@3:99", "PCT must be in"),
+        ("incline-drift@3", "incline-drift needs an argument: incline-drift@T:PCT"),
+        ("incline-drift@3:99", "PCT must be in"),
+        ("run-away@3", "run-away needs an argument: run-away@T:KMH"),
+        ("run-away@3:0", "KMH must be in"),
         ("cp-error@3", "cp-error needs an argument: cp-error@T:CODE"),
         ("cp-error@3:1", "CODE 1 is Success"),
         ("cp-error@3:0x100", "CODE must be 0-255"),

@@ -563,6 +563,43 @@ def test_fault_preroll_runs_the_belt_at_speed_before_any_client(manual_clock: Ma
     assert h.server.model.speed_kmh == 0.0
 
 
+def test_fault_incline_drift_moves_the_incline_without_a_status(manual_clock: ManualClock) -> None:
+    h = running(manual_clock)
+    assert fault(h, "incline-drift@1:5.4") == []  # no Target Incline Changed: nobody asked
+    records = [TreadmillData.from_bytes(p) for p in only(h.data(20), Channel.TREADMILL_DATA)]
+    inclines = [r.incline_pct for r in records if r.incline_pct is not None]
+    assert inclines[0] < inclines[-1] == pytest.approx(5.4)
+    assert fault(h, "incline-drift@1:40") == []
+    manual_clock.advance(60)
+    assert h.server.model.incline_pct == pytest.approx(15.0)  # the motor's end stop
+
+
+def test_fault_run_away_restarts_a_paused_belt_until_stopped(manual_clock: ManualClock) -> None:
+    h = running(manual_clock)
+    h.cp(PAUSE)
+    h.data(20)
+    assert h.server.model.speed_kmh == 0.0
+    assert fault(h, "run-away@1:3.9") == []
+    records = [TreadmillData.from_bytes(p) for p in only(h.data(20), Channel.TREADMILL_DATA)]
+    assert h.server.model.state is BeltState.PAUSED
+    assert len(records) >= 15  # reported on the one-second grid although paused
+    assert records[-1].speed_kmh == pytest.approx(3.9)
+    assert h.result(STOP) == response(0x08, 0x01)
+    records = [TreadmillData.from_bytes(p) for p in only(h.data(20), Channel.TREADMILL_DATA)]
+    assert records[-1].speed_kmh == 0.0
+    assert ("belt_stopped", {}) in h.events
+
+
+def test_fault_run_away_before_a_pause_breaks_the_next_pause(manual_clock: ManualClock) -> None:
+    h = running(manual_clock)
+    fault(h, "run-away@1:3.9")
+    manual_clock.advance(5)
+    assert h.server.model.speed_kmh == pytest.approx(3.0)  # running: the target as usual
+    h.cp(PAUSE)
+    manual_clock.advance(20)
+    assert h.server.model.speed_kmh == pytest.approx(3.9)
+
+
 def test_fault_ignore_stop(manual_clock: ManualClock) -> None:
     h = running(manual_clock)
     fault(h, "ignore-stop@1")
