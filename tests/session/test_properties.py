@@ -123,9 +123,9 @@ def fault_specs(draw: st.DrawFn) -> str:
     spec = f"{kind}@{draw(st.integers(0, 150))}"
     if kind == "silence":
         return f"{spec}:{draw(st.integers(1, 20))}"
-    if kind in ("console-speed", "overspeed"):
+    if kind in ("console-speed", "overspeed", "run-away"):
         return f"{spec}:{draw(st.integers(5, 70)) / 10:g}"
-    if kind == "console-incline":
+    if kind in ("console-incline", "incline-drift"):
         return f"{spec}:{draw(st.integers(0, 16)) / 2:g}"
     if kind == "cp-error":
         return f"{spec}:{draw(st.sampled_from([2, 3, 4, 5]))}"
