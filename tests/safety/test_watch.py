@@ -41,16 +41,6 @@ async def test_incline_rising_past_the_cap_is_overincline_whatever_the_tolerance
         assert reason_of(guard) == "overincline"
 
 
-async def test_incline_rising_above_a_commanded_incline_is_still_a_console_raise(rig: Rig) -> None:
-    async with rig.guard() as guard:
-        await rig.running(guard, 1.6)
-        await rig.until(31, 1.6, 0.0)
-        await guard.set_incline(1.0)
-        await rig.tick(5, 1.6, 1.0)
-        await rig.tick(2, 1.6, 1.6)
-        assert reason_of(guard) == "console_override"
-
-
 async def test_a_reported_incline_rise_starts_the_separation_clock(rig: Rig) -> None:
     """An incline rise of the machine's own (here within the tolerance, so no trigger) keeps speed from
     rising for the separation time, as a commanded one does."""
