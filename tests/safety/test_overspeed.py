@@ -112,7 +112,7 @@ async def _scenario(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    tolerance=st.floats(0.1, 1.0),
+    tolerance=st.floats(0.1, 0.5),
     belt=st.builds(Belt, st.floats(0.3, 3.0), st.floats(0.6, 3.0)),
     interval_s=st.floats(0.25, 1.0),
     goals=st.lists(st.floats(0.5, 4.0), min_size=1, max_size=4),

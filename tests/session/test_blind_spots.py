@@ -24,6 +24,8 @@ FIRST_STEPS_START_KMH: Final = 0.8  # first-steps' first step, 0.5 mph
 LOW_INCLINE_CAP: Final[Config] = {"safety": {"max_incline_pct": 1.4, "incline_tolerance_pct": 1.0}}
 STILL_BELOW_KMH: Final = 0.01
 RECORD_INTERVAL_S: Final = 1.0  # the simulator's Treadmill Data interval
+# These tests count records: a slower clock keeps a loaded machine from merging two records into one jump.
+RECORD_EXACT_TIME_SCALE: Final = 60.0
 
 
 def first_record_above(session: SessionRun, kmh: float) -> dict[str, Any]:
@@ -64,7 +66,7 @@ async def test_incline_drifting_up_in_a_flat_program_is_stopped(
 ) -> None:
     """first-steps is flat: it never commands an incline, and the machine's incline rises by itself.
     Past the cap it is `overincline` on the second record above the band, whatever the cap's tolerance."""
-    session = await run("first-steps", fault, config=config)
+    session = await run("first-steps", fault, config=config, time_scale=RECORD_EXACT_TIME_SCALE)
     log = session.describe()
     assert session.exit_code == EXIT_SAFETY, log
     assert session.latch_reason == reason, log
@@ -83,7 +85,7 @@ async def test_incline_drifting_up_in_a_flat_program_is_stopped(
 
 
 async def test_the_belt_starting_again_during_a_console_pause_is_stopped(run: RunSession) -> None:
-    session = await run("first-steps", "user-pause@40", "run-away@50:3.9")
+    session = await run("first-steps", "user-pause@40", "run-away@50:3.9", time_scale=RECORD_EXACT_TIME_SCALE)
     log = session.describe()
     assert session.exit_code == EXIT_SAFETY, log
     assert session.latch_reason == "console_override", log
