@@ -430,7 +430,7 @@ class FtmsServer:
             self.model.run_away(_arg(fault))
             if self.model.state is BeltState.PAUSED:
                 self._motion_unreported = True
-                self._rest_record_pending = True
+                self._rest_records_owed = RECORDS_AT_REST
             return []
         if kind is FaultKind.IGNORE_STOP:
             self._ignore_stop = True
