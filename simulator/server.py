@@ -659,7 +659,7 @@ class FtmsServer:
         ours: faults timed from the first Start wait for one)."""
         self.model.run_at(kmh)
         self._motion_unreported = True
-        self._rest_record_pending = True
+        self._rest_records_owed = RECORDS_AT_REST
         return self._set_training(TrainingStatusCode.MANUAL_MODE)
 
     def _stop(self) -> list[Outgoing]:
