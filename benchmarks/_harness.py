@@ -50,7 +50,7 @@ from retro_ftms.codec import (
 )
 from retro_ftms.edge.app import Units
 from retro_ftms.errors import CodecError
-from retro_ftms.events import EventBus
+from retro_ftms.events import CheckinEvent, EventBus
 from retro_ftms.safety.limits import EffectiveLimits, SafetyConfig
 from retro_ftms.session.control import SessionControl
 from retro_ftms.session.runner import SessionResult
@@ -486,6 +486,14 @@ class HeadlessUI:
 
     def cancel_preflight(self) -> None:
         """Nothing to cancel: `preflight` answers at once."""
+
+    def checkin_before(self, *, ask_morning: bool) -> tuple[CheckinEvent, ...]:
+        """Unknown, as with `--yes`."""
+        del ask_morning
+        return (CheckinEvent("before"),)
+
+    def checkin_after(self) -> CheckinEvent:
+        return CheckinEvent("after")
 
     def session_started(
         self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units

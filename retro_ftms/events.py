@@ -58,6 +58,7 @@ Outcome = Literal["completed", "stopped", "error"]
 StopProof = Literal["zero_records", "status", "not_moved"]
 # A Machine Status that says the belt stopped, by the machine's own doing or a person's at the treadmill.
 StoppedStatus = Literal["stopped_by_user", "stopped_by_safety_key", "reset"]
+CheckinWhen = Literal["before", "after", "morning"]
 CoachAction = Literal["info", "start", "set_speed", "set_incline", "stop", "pause", "resume"]
 
 
@@ -210,6 +211,21 @@ class LimitsEvent(Event):
     TYPE: ClassVar[str] = "limits"
     limits: dict[str, float | int | None]
     loosened: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CheckinEvent(Event):
+    """What the person said about their knee (pain on the 0-10 scale); None: unknown (not answered).
+
+    `before` the session: `pain`; `after` it: `pain`, `worst_pain` during it and whether they could
+    `talk` the whole time; `morning`: the next morning's `pain`, for the previous session.
+    """
+
+    TYPE: ClassVar[str] = "checkin"
+    when: CheckinWhen
+    pain: int | None = None
+    worst_pain: int | None = None
+    talk: bool | None = None
 
 
 Listener = Callable[[float, Event], None]

@@ -48,6 +48,13 @@ asyncio.run(run_simulator(f"tcp-server:127.0.0.1:{port}", specs, SimulatorSettin
 """
 
 
+@pytest.fixture(autouse=True)
+def private_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The user's data directory (the default history file) is a temporary one: no test, and no
+    `retro-ftms` subprocess of a test, writes into the real one."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
+
+
 @pytest.fixture
 def fast_clock() -> Clock:
     return Clock(scale=TEST_TIME_SCALE)

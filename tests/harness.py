@@ -34,7 +34,7 @@ import pytest
 
 from retro_ftms.edge.app import RunOptions, Units, run_session
 from retro_ftms.edge.config import ENV_PREFIX as CONFIG_ENV_PREFIX
-from retro_ftms.events import Event, EventBus
+from retro_ftms.events import CheckinEvent, Event, EventBus
 from retro_ftms.safety.guard import STILL_BELOW_KMH
 from retro_ftms.safety.limits import KEYS
 from retro_ftms.session.control import SessionControl
@@ -122,6 +122,11 @@ class QuietUI:
     results: list[SessionResult] = field(default_factory=list)
     snapshots: list[SessionSnapshot] = field(default_factory=list)
     finished_wall_s: float | None = None
+    # The check-in answers (unknown by default, as with --yes); `morning` is given only when asked for.
+    pain_before: int | None = None
+    morning_pain: int | None = None
+    after: CheckinEvent = field(default_factory=lambda: CheckinEvent("after"))
+    asked_morning: list[bool] = field(default_factory=list)
 
     def preflight(self, program_title: str, summary: str) -> bool:
         del program_title, summary
@@ -129,6 +134,14 @@ class QuietUI:
 
     def cancel_preflight(self) -> None:
         """Nothing to cancel: `preflight` answers at once."""
+
+    def checkin_before(self, *, ask_morning: bool) -> tuple[CheckinEvent, ...]:
+        self.asked_morning.append(ask_morning)
+        before = CheckinEvent("before", pain=self.pain_before)
+        return (CheckinEvent("morning", pain=self.morning_pain), before) if ask_morning else (before,)
+
+    def checkin_after(self) -> CheckinEvent:
+        return self.after
 
     def session_started(
         self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units
@@ -286,8 +299,13 @@ def session_options(
     quirks: Sequence[str] = (),
     hr_strap: str | None = None,
     mqtt_url: str | None = None,
+    history: Path | None = None,
+    person: str = "default",
+    course: str | None = None,
+    course_level: int | None = None,
 ) -> RunOptions:
-    """`retro-ftms run --simulator --yes` with faults, quirks, strap and broker; files in `directory`."""
+    """`retro-ftms run --simulator --yes` with faults, quirks, strap and broker; files in `directory`;
+    recorded in the `history` file when one is given."""
     events_path, config_path = prepare(directory, merged(config, timing))
     return RunOptions(
         program=str(program),
@@ -299,6 +317,10 @@ def session_options(
         faults=tuple(faults),
         quirks=tuple(quirks),
         hr_strap=hr_strap,
+        history_path=history,
+        person=person,
+        course=course,
+        course_level=course_level,
     )
 
 

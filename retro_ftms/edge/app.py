@@ -14,13 +14,14 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Final, Literal, Protocol, TypeVar
 
 from retro_ftms.clock import Clock
-from retro_ftms.edge.signals import SUSPEND_REFUSED, Interrupted, session_signals
+from retro_ftms.edge.signals import SUSPEND_REFUSED, Interrupted, raising_stop_signals, session_signals
 from retro_ftms.errors import ConfigError, ProgramError
-from retro_ftms.events import EndEvent, Event, EventBus, StateEvent
+from retro_ftms.events import CheckinEvent, EndEvent, Event, EventBus, StateEvent
 from retro_ftms.safety.limits import EffectiveLimits, limits_event
+from retro_ftms.session.snapshot import DEFAULT_PERSON
 
 if TYPE_CHECKING:
     from retro_ftms.ble.connect import FoundTreadmill
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from retro_ftms.codec import FitnessMachineFeature
     from retro_ftms.edge.config import AppConfig
     from retro_ftms.edge.mqtt import MqttBridge
+    from retro_ftms.history.recorder import HistoryRecorder
+    from retro_ftms.history.store import SessionStart
     from retro_ftms.program import Program
     from retro_ftms.session.control import SessionControl
     from retro_ftms.session.runner import SessionResult, SessionRunner
@@ -45,7 +48,14 @@ EXIT_DECLINED: Final = 2  # the person said no at pre-flight: nothing moved (des
 MQTT_STARTUP_WAIT_S: Final = 1.0
 NO_INCLINE_RULE: Final = "the treadmill cannot set incline"
 NO_SPEED_RULE: Final = "the treadmill cannot set speed (no speed target in its Feature)"
+HISTORY_OPTION: Final = "--history"
+WITHOUT_HISTORY: Final = " (another --history FILE, or --no-history to walk without one)"
+# Wall seconds reading the person's last session may wait for another program's lock before the session
+# goes on without it (nothing has moved yet; the recorder catches up later).
+HISTORY_READ_TIMEOUT_S: Final = 1.0
+SQLITE_BUSY_CODES: Final = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED: another connection holds a lock
 Units = Literal["mph", "kmh"]
+_Answer = TypeVar("_Answer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +79,13 @@ class RunOptions:
     # A real heart-rate strap's address or name.
     hr_device: str | None = None
     quirks: tuple[str, ...] = ()
+    # The history file this session is recorded in; None: not recorded (the CLI resolves the default).
+    history_path: Path | None = None
+    # Whose session it is: their history, check-ins and course.
+    person: str = DEFAULT_PERSON
+    # The course and level the session belongs to (set by `run --course`); None: a lone program.
+    course: str | None = None
+    course_level: int | None = None
 
 
 class SessionUI(Protocol):
@@ -84,6 +101,11 @@ class SessionUI(Protocol):
     def cancel_preflight(self) -> None:
         """The run ends (a stop signal) while `preflight` is still asking: make it return soon, from any
         thread; harmless when nothing is being asked."""
+        ...
+
+    def checkin_before(self, *, ask_morning: bool) -> tuple[CheckinEvent, ...]:
+        """After the pre-flight: pain now (`before`) and, when `ask_morning`, the `morning` answer for the
+        person's last session. Unknown answers are None."""
         ...
 
     def session_started(
@@ -102,6 +124,10 @@ class SessionUI(Protocol):
 
     def finished(self, result: SessionResult, snapshot: SessionSnapshot) -> None:
         """Show the summary at the end."""
+        ...
+
+    def checkin_after(self) -> CheckinEvent:
+        """After the summary: pain now, worst pain during, could talk (the `after` check-in)."""
         ...
 
 
@@ -196,7 +222,13 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
         if isinstance(event, EndEvent):
             ended.append(event)
 
-    with session_signals(on_signal, lambda: ui.notice(SUSPEND_REFUSED)), _event_log(options.events_path, bus):
+    history = _History(options, program)
+    history.look_back(ui)
+    with (
+        session_signals(on_signal, lambda: ui.notice(SUSPEND_REFUSED)),
+        _event_log(options.events_path, bus),
+        history.recording(bus),
+    ):
         unsubscribe = bus.subscribe(on_end)
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -206,11 +238,14 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
                         options, config, clock, bus, faults, sim_settings=sim_settings, hr_profile=hr_profile
                     )
                 )
+                history.connected(links)
                 # Connected first (a treadmill that cannot be reached is exit 4, unasked), then asked;
                 # nothing has moved yet.
-                if not await _ask_preflight(ui, program):
+                if not await _ask(ui, lambda: ui.preflight(program.title, program.description)):
                     bus.publish(EndEvent("stopped", "user"))
                     return EXIT_DECLINED
+                for checkin in await _ask(ui, lambda: ui.checkin_before(ask_morning=history.morning_missing)):
+                    bus.publish(checkin)
                 result, tracker = await _run_guarded(
                     links=links,
                     program=program,
@@ -222,6 +257,7 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
                     runner_ref=runner_ref,
                     mqtt=mqtt,
                     stack=stack,
+                    options=options,
                 )
         except (asyncio.CancelledError, KeyboardInterrupt, Interrupted):
             if not ended:  # interrupted before the session could end itself (while connecting, asking)
@@ -229,19 +265,126 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
             raise
         finally:
             unsubscribe()
-    mqtt.tell(ui)
-    ui.finished(result, tracker.snapshot)
+        # The belt is stopped and the link closed: the summary, then the person's answers (recorded).
+        mqtt.tell(ui)
+        ui.finished(result, tracker.snapshot)
+        bus.publish(_checkin_after(ui, result))
+    history.tell(ui)
     return result.exit_code
 
 
-async def _ask_preflight(ui: SessionUI, program: Program) -> bool:
-    """The questions in a worker thread: the loop keeps the link, its watchdogs and the signal handlers
-    running while the person reads, and a stop signal (which cancels this task) abandons the question."""
+async def _ask(ui: SessionUI, questions: Callable[[], _Answer]) -> _Answer:
+    """The questions before the start (pre-flight, check-in) in a worker thread: the loop keeps the link,
+    its watchdogs and the signal handlers running while the person reads, and a stop signal (which
+    cancels this task) abandons the question."""
     try:
-        return await asyncio.to_thread(ui.preflight, program.title, program.description)
+        return await asyncio.to_thread(questions)
     except asyncio.CancelledError:
         ui.cancel_preflight()
         raise
+
+
+def _checkin_after(ui: SessionUI, result: SessionResult) -> CheckinEvent:
+    """The person's answers after the session; unknown after a stop signal (whoever sent it, Ctrl-C, a
+    hang-up, the system, wants out now) or when they interrupt the questions. Asked on the loop's own
+    thread: the session is over, the belt stopped and the link closed, so nothing waits on the loop."""
+    if result.reason != "signal":
+        with contextlib.suppress(KeyboardInterrupt, Interrupted), raising_stop_signals():
+            return ui.checkin_after()
+    return CheckinEvent("after")
+
+
+class _History:
+    """The run's history: the person's last session looked up before connecting, then the recorder.
+
+    Reading first also checks the file (exit 2 for one that is no history, before anything moves); a
+    database locked by another program is only reported: the recorder catches up when it can.
+    """
+
+    def __init__(self, options: RunOptions, program: Program) -> None:
+        self._options = options
+        self._program = program
+        self.path = options.history_path
+        self.previous: int | None = None
+        self.morning_missing = False
+        self.recorder: HistoryRecorder | None = None
+
+    def look_back(self, ui: SessionUI) -> None:
+        import sqlite3  # noqa: PLC0415
+
+        from retro_ftms.history.store import HistoryStore  # noqa: PLC0415
+
+        if self.path is None:
+            return
+        try:
+            with HistoryStore.open(self.path, busy_timeout_s=HISTORY_READ_TIMEOUT_S) as store:
+                self.previous = store.last_walked_session_id(self._options.person)
+                self.morning_missing = store.morning_missing(self._options.person)
+        except sqlite3.Error as error:
+            if error.sqlite_errorcode not in SQLITE_BUSY_CODES:
+                raise ConfigError(
+                    HISTORY_OPTION, HISTORY_OPTION, str(self.path), f"not a history: {error}{WITHOUT_HISTORY}"
+                ) from None
+            ui.notice(f"history {self.path}: {error}; the session is recorded when the database is free")
+        except OSError as error:
+            why = error.strerror or str(error)
+            raise ConfigError(
+                HISTORY_OPTION, HISTORY_OPTION, str(self.path), f"cannot create it: {why}{WITHOUT_HISTORY}"
+            ) from None
+
+    @contextlib.contextmanager
+    def recording(self, bus: EventBus) -> Iterator[None]:
+        """Observe the session while open; closing writes the rest (waiting a bounded time, belt stopped).
+
+        Nothing is recorded of a run that never connects: the row is inserted by `connected`.
+        """
+        if self.path is None:
+            yield
+            return
+        from retro_ftms.history.recorder import HistoryRecorder  # noqa: PLC0415
+
+        self.recorder = HistoryRecorder(self.path, bus, morning_for=self.previous)
+        self.recorder.start()
+        try:
+            yield
+        finally:
+            self.recorder.close()
+
+    def connected(self, links: _Links) -> None:
+        """The treadmill is known: the session's row goes in, with no end yet."""
+        if self.recorder is not None:
+            self.recorder.begin(self._start(links))
+
+    def _start(self, links: _Links) -> SessionStart:
+        import dataclasses  # noqa: PLC0415
+        import hashlib  # noqa: PLC0415
+
+        from retro_ftms.history.store import SessionStart, now  # noqa: PLC0415
+        from retro_ftms.program.library import source_text  # noqa: PLC0415
+
+        options, program = self._options, self._program
+        client = links.treadmill.client
+        quirks: dict[str, object] = dataclasses.asdict(client.quirks)
+        if options.simulator:
+            quirks["simulator_quirks"] = list(options.quirks)
+        return SessionStart(
+            person=options.person,
+            started_at=now(),
+            simulated=options.simulator,
+            program=program.name,
+            program_sha256=hashlib.sha256(source_text(program).encode("utf-8")).hexdigest(),
+            program_json=program.model_dump_json(),
+            course=options.course,
+            course_level=options.course_level,
+            treadmill_name="simulator" if options.simulator else options.device,
+            treadmill_address=getattr(getattr(client, "bleak_client", None), "address", None),
+            treadmill_quirks=quirks,
+        )
+
+    def tell(self, ui: SessionUI) -> None:
+        """Tell the person once if the history could not be (fully) written."""
+        if self.recorder is not None and self.recorder.failure is not None:
+            ui.notice(self.recorder.failure)
 
 
 async def _run_guarded(
@@ -256,6 +399,7 @@ async def _run_guarded(
     runner_ref: list[SessionControl],
     mqtt: _MqttNotices,
     stack: contextlib.AsyncExitStack,
+    options: RunOptions,
 ) -> tuple[SessionResult, SnapshotTracker]:
     """Guard and runner for a treadmill with a Control Point; the coaching session for one without."""
     from retro_ftms.program import check_program, expand  # noqa: PLC0415
@@ -282,7 +426,14 @@ async def _run_guarded(
     if client.has_control_point:
         check_incline_targets(program, client.features)
     segments = expand(program, limits)
-    tracker = SnapshotTracker(program.name, len(program.steps), segments[-1].end_s)
+    tracker = SnapshotTracker(
+        program.name,
+        len(program.steps),
+        segments[-1].end_s,
+        person=options.person,
+        course=options.course,
+        course_level=options.course_level,
+    )
     stack.callback(bus.subscribe(tracker.on_event))
     # Before the guard takes control: the log names every limit in force, and what was loosened.
     bus.publish(limits_event(config.safety, limits))

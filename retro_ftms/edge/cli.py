@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from retro_ftms.ble.connect import FitnessMachineAdvertisement
     from retro_ftms.edge.config import AppConfig, BleConfig, LogConfig
     from retro_ftms.errors import InvalidInputError
+    from retro_ftms.history.store import HistoryStore
     from retro_ftms.program import Program
     from retro_ftms.safety.limits import SafetyConfig
 
@@ -48,6 +49,7 @@ EXIT_CONNECT: Final = 4
 EXIT_INTERRUPTED: Final = 130
 MAX_TIME_SCALE: Final = 2000.0  # = retro_ftms.clock.MAX_TIME_SCALE, kept here so --help needs no asyncio
 MAX_SCAN_TIMEOUT_S: Final = 120.0  # a scan longer than two minutes is a typo
+MAX_PERSON_CHARS: Final = 64  # = SessionConfig.person's max_length: a name, not a paragraph
 LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 MPH_TO_KMH: Final = 1.609344
 # Fitness Machine Type bits of the FTMS Service Data (ftms.md §1), bit 0 first.
@@ -122,6 +124,28 @@ QuirkOption = Annotated[
         help=f"Give the simulated treadmill a real machine's quirk (repeatable): {known_quirks()}.",
     ),
 ]
+
+HistoryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--history",
+        metavar="FILE",
+        help="The history file (SQLite; default: [history] path, else history.sqlite3 in your data "
+        "directory).",
+    ),
+]
+PersonOption = Annotated[
+    str | None,
+    typer.Option(
+        "--person",
+        metavar="NAME",
+        help="Whose session: each person keeps their own history (default: [session] person, 'default').",
+    ),
+]
+
+
+def _pain_option(flag: str, what: str) -> Any:
+    return typer.Option(flag, metavar="N", help=f"{what} (0-10), so it is not asked.")
 
 
 # --- plumbing -------------------------------------------------------------------------------------------
@@ -381,6 +405,45 @@ def _check_faults(command: str, faults: list[str]) -> None:
             raise _usage_error(command, f"--fault: {error}") from None
 
 
+def _check_pain(command: str, flag: str, value: int | None) -> None:
+    from retro_ftms.history.store import check_pain  # noqa: PLC0415
+
+    try:
+        check_pain(value, flag)
+    except ValueError as error:
+        raise _usage_error(command, str(error)) from None
+
+
+def _history_path(command: str, given: Path | None, off: bool, config: AppConfig) -> Path | None:
+    """The history file a command uses: `--history`, else `[history] path`, else the data directory's;
+    None with `--no-history`. A folder (or a file in a folder that cannot be) is a usage error."""
+    if off:
+        if given is not None:
+            raise _usage_error(command, "--history and --no-history exclude each other: choose one")
+        return None
+    if given is None and config.history.path is not None:
+        given = config.history.path
+    if given is None:
+        from retro_ftms.history.store import default_path  # noqa: PLC0415
+
+        return default_path()
+    if given.is_dir():
+        raise _usage_error(command, f"--history {given}: a folder, not a file")
+    return given
+
+
+def _person(command: str, given: str | None, config: AppConfig) -> str:
+    """`--person`, else `[session] person`: a name of printable characters, at most `MAX_PERSON_CHARS`."""
+    if given is None:
+        return config.session.person
+    name = given.strip()
+    if not name or len(name) > MAX_PERSON_CHARS or not name.isprintable():
+        raise _usage_error(
+            command, f"--person {given!r}: a name of 1 to {MAX_PERSON_CHARS} printable characters"
+        )
+    return name
+
+
 def _stdout_console() -> Console:
     from rich.console import Console  # noqa: PLC0415
 
@@ -481,16 +544,37 @@ def run(
     ] = None,
     yes: Annotated[
         bool,
-        typer.Option("--yes", "-y", help="Skip the pre-flight safety questions (for scripts and tests)."),
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Skip the pre-flight safety questions, and the check-in questions not answered below "
+            "(recorded as unknown).",
+        ),
     ] = False,
     units: UnitsOption = None,
+    history: HistoryOption = None,
+    no_history: Annotated[
+        bool, typer.Option("--no-history", help="Record nothing of this session in the history.")
+    ] = False,
+    person: PersonOption = None,
+    pain_before: Annotated[int | None, _pain_option("--pain-before", "Knee pain before the session")] = None,
+    pain_after: Annotated[int | None, _pain_option("--pain-after", "Knee pain after the session")] = None,
+    worst_pain: Annotated[
+        int | None, _pain_option("--worst-pain", "Worst knee pain during the session")
+    ] = None,
+    talk: Annotated[
+        bool | None,
+        typer.Option("--talk/--no-talk", help="Could you talk the whole time? (so it is not asked)"),
+    ] = None,
     verbose: VerboseOption = 0,
 ) -> None:
     """Run a guided backward-walking session.
 
     On the bundled simulator (--simulator) or a real treadmill (--device). Before the belt moves you are
-    asked the pre-flight safety questions. During the session: s, space, Enter, Esc, q or x stops the
-    belt, p pauses, r resumes; Ctrl-C, SIGTERM, SIGHUP or SIGQUIT stop the belt and quit (exit 130).
+    asked the pre-flight safety questions and your knee pain (0-10). During the session: s, space, Enter,
+    Esc, q or x stops the belt, ! stops it for pain, p pauses, r resumes; Ctrl-C, SIGTERM, SIGHUP or
+    SIGQUIT stop the belt and quit (exit 130). Afterwards you are asked about pain again; every session
+    is kept in the history (see 'retro-ftms history').
     """
     _Logging.setup(verbose)
     app_config = _load_config("run", config)
@@ -518,6 +602,14 @@ def run(
         raise _usage_error("run", f"--events {events}: not a file in an existing folder")
     if events is not None:
         _check_events_is_no_input(events, (program_source, program), config, app_config)
+    for flag, pain in (
+        ("--pain-before", pain_before),
+        ("--pain-after", pain_after),
+        ("--worst-pain", worst_pain),
+    ):
+        _check_pain("run", flag, pain)
+    history_path = _history_path("run", history, no_history, app_config)
+    who = _person("run", person, app_config)
 
     from retro_ftms.edge.keys import is_terminal, stdin_fd  # noqa: PLC0415
 
@@ -527,6 +619,7 @@ def run(
         raise _fail(EXIT_USAGE, f"stdin is not a terminal: {NO_TERMINAL_RULE}")
 
     from retro_ftms.edge.app import RunOptions, run_session  # noqa: PLC0415
+    from retro_ftms.edge.checkin import CheckinAnswers  # noqa: PLC0415
     from retro_ftms.edge.display import TerminalUI  # noqa: PLC0415
 
     options = RunOptions(
@@ -544,8 +637,17 @@ def run(
         quirks=tuple(quirks),
         hr_strap=hr_strap,
         hr_device=hr_device,
+        history_path=history_path,
+        person=who,
     )
-    ui = TerminalUI(_stdout_console(), assume_yes=yes, loosened=app_config.safety.loosened())
+    ui = TerminalUI(
+        _stdout_console(),
+        assume_yes=yes,
+        loosened=app_config.safety.loosened(),
+        checkin=CheckinAnswers(
+            pain_before=pain_before, pain_after=pain_after, worst_pain=worst_pain, talk=talk
+        ),
+    )
     raise typer.Exit(_run_async(run_session(options, ui)))
 
 
@@ -803,6 +905,158 @@ def programs_check(
         f"OK {file}: {program.title}, {len(program.steps)} steps, {_duration(program.duration_s)}, "
         f"speeds {_speed_range(program, None)}"
     )
+
+
+# --- history ----------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _history(path: Path) -> Iterator[HistoryStore]:
+    """The history store at `path`, opened (and migrated) and closed; a file that cannot be used, or one
+    another program keeps locked, is a one-line error and exit 2 (nothing moves in these commands)."""
+    import sqlite3  # noqa: PLC0415
+
+    from retro_ftms.history.store import HistoryStore  # noqa: PLC0415
+
+    try:
+        with HistoryStore.open(path) as store:
+            yield store
+    except (sqlite3.Error, OSError) as error:
+        raise _fail(EXIT_USAGE, f"history {path}: {error}") from None
+
+
+def _pain_text(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+@app.command("history")
+def history_command(
+    *,
+    person: PersonOption = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the sessions as JSON (one array).")] = False,
+    history: HistoryOption = None,
+    units: UnitsOption = None,
+    config: ConfigOption = None,
+    verbose: VerboseOption = 0,
+) -> None:
+    """List a person's recorded sessions: date, program, minutes walked, top speed, outcome and pain.
+
+    Pain is on the 0-10 scale, before the session, worst during it, after it and the next morning; ? is
+    unknown (not answered). A session whose end was never recorded (the process was killed) is
+    `interrupted`.
+    """
+    import dataclasses  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    _Logging.setup(verbose)
+    app_config = _load_config("history", config)
+    who = _person("history", person, app_config)
+    path = _history_path("history", history, False, app_config)
+    assert path is not None
+    sessions = []
+    if path.exists():
+        with _history(path) as store:
+            sessions = store.past_sessions(who)
+    if json_out:
+        records = [
+            {
+                **dataclasses.asdict(past),
+                "started_at": past.started_at.isoformat(),
+                "ended_at": None if past.ended_at is None else past.ended_at.isoformat(),
+            }
+            for past in sessions
+        ]
+        typer.echo(json.dumps(records, indent=2))
+        return
+    console = _stdout_console()
+    if not sessions:
+        console.print(f"No sessions recorded for {who} in {path}.", markup=False)
+        return
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    from retro_ftms.edge.display import format_speed, outcome_text  # noqa: PLC0415
+
+    shown_units = _units(units) or app_config.session.units
+    table = Table(
+        title=f"Sessions of {who}",
+        caption="pain 0-10: before / worst / after / next morning; ? unknown; * on the simulator",
+    )
+    for column in ("#", "date", "program", "minutes", "top speed", "outcome", "pain b/w/a/m"):
+        table.add_column(column, no_wrap=column != "program")
+    for past in sessions:
+        pains = (past.pain_before, past.worst_pain, past.pain_after, past.morning_pain)
+        program = past.program + ("*" if past.simulated else "")
+        table.add_row(
+            str(past.session_id),
+            past.started_at.strftime("%Y-%m-%d %H:%M"),
+            Text(program),
+            f"{past.walked_s / 60:.1f}",
+            format_speed(past.top_speed_kmh, shown_units),
+            outcome_text(past.outcome, past.reason) if past.outcome != "interrupted" else Text("interrupted"),
+            " / ".join(_pain_text(p) for p in pains),
+        )
+    console.print(table)
+
+
+@app.command("checkin")
+def checkin_command(
+    *,
+    pain: Annotated[
+        int | None, typer.Option("--pain", metavar="N", help="Knee pain (0-10); asked when not given.")
+    ] = None,
+    morning: Annotated[
+        bool,
+        typer.Option(
+            "--morning", help="The next morning's answer for your last session (else: pain after it)."
+        ),
+    ] = False,
+    person: PersonOption = None,
+    history: HistoryOption = None,
+    config: ConfigOption = None,
+    verbose: VerboseOption = 0,
+) -> None:
+    """Record knee pain for your last session: the next morning's (--morning), or after it.
+
+    The morning answer tells a course whether the knee was back to how it was before the session (the
+    pain-monitoring model: pain must not be worse the next morning).
+    """
+    from retro_ftms.edge.checkin import MORNING_PAIN, PAIN_NOW, PainPrompt  # noqa: PLC0415
+    from retro_ftms.events import CheckinEvent  # noqa: PLC0415
+
+    _Logging.setup(verbose)
+    app_config = _load_config("checkin", config)
+    who = _person("checkin", person, app_config)
+    _check_pain("checkin", "--pain", pain)
+    path = _history_path("checkin", history, False, app_config)
+    assert path is not None
+    if not path.exists():
+        raise _fail(EXIT_USAGE, f"no sessions recorded for {who} yet ({path} does not exist)")
+    with _history(path) as store:
+        last = store.last_walked_session_id(who) if morning else store.last_session_id(who)
+        if last is None:
+            raise _fail(EXIT_USAGE, f"no sessions recorded for {who} yet in {path}")
+        if pain is None:
+            try:
+                answer = PainPrompt.ask(MORNING_PAIN if morning else PAIN_NOW, console=_stdout_console())
+            except EOFError:
+                answer = None
+            if not isinstance(answer, int):
+                raise _fail(EXIT_USAGE, "no answer: nothing recorded")
+            pain = answer
+        kind = "morning" if morning else "after"
+        if kind == "after":
+            previous = next((p for p in store.past_sessions(who) if p.session_id == last), None)
+            checkin = CheckinEvent(
+                "after",
+                pain=pain,
+                worst_pain=None if previous is None else previous.worst_pain,
+                talk=None if previous is None else previous.talk,
+            )
+        else:
+            checkin = CheckinEvent("morning", pain=pain)
+        store.record_checkin(last, checkin)
+    typer.echo(f"recorded: {who}, session {last}, {kind} pain {pain}/10")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The application configuration tables: `[safety]`, `[session]`, `[ble]`, `[heart_rate]`, `[mqtt]`, `[log]`.
+"""The configuration tables: `[safety]`, `[session]`, `[ble]`, `[heart_rate]`, `[mqtt]`, `[log]`, `[history]`.
 
 Values come from, highest precedence first: environment variables `RETRO_FTMS_<TABLE>__<KEY>` (e.g.
 `RETRO_FTMS_SAFETY__MAX_SPEED_KMH=3.5`), the TOML file given with `--config`, and the defaults. There is no
@@ -83,6 +83,8 @@ class SessionConfig(BaseModel):
     units: Literal["mph", "kmh"] = "kmh"
     # The program `run` uses when no `--program` is given (a built-in name or a file path).
     program: str | None = Field(default=None, min_length=1)
+    # Whose session it is when no `--person` is given: each person has their own history and course.
+    person: str = Field(default="default", min_length=1, max_length=64)
 
 
 class BleConfig(BaseModel):
@@ -134,6 +136,15 @@ class HeartRateConfig(BaseModel):
     device: str | None = Field(default=None, min_length=1)
     # Finding and connecting the strap; one not reached in time ends the run before anything moves.
     connect_timeout_s: float = Field(default=20.0, gt=0, le=120)
+
+
+class HistoryConfig(BaseModel):
+    """`[history]`: where sessions, check-ins and progressions are kept (`--history` beats it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The SQLite file; None: `history.sqlite3` in the user's data directory (platformdirs).
+    path: _PathOrNone = None
 
 
 class LogConfig(BaseModel):
@@ -392,6 +403,7 @@ class AppConfig(BaseSettings):
     heart_rate: HeartRateConfig = Field(default_factory=HeartRateConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    history: HistoryConfig = Field(default_factory=HistoryConfig)
 
     @classmethod
     def settings_customise_sources(

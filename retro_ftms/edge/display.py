@@ -26,6 +26,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from retro_ftms.edge.checkin import CheckinAnswers, CheckinQuestions
 from retro_ftms.edge.keys import KEYS_HELP, detach_terminal, read_keys
 from retro_ftms.edge.preflight import ask_preflight, loosened_text
 from retro_ftms.edge.signals import signals_blocked
@@ -33,6 +34,7 @@ from retro_ftms.events import (
     BELT_MOVING_REASON,
     NOT_STARTED,
     PERSON_STOP_REASONS,
+    CheckinEvent,
     CoachEvent,
     DataEvent,
     EndEvent,
@@ -564,9 +566,10 @@ class SessionDisplay:
 class TerminalUI:
     """`SessionUI` for a person at a terminal: pre-flight questions, live display and keys, the summary.
 
-    `key_fd` is the terminal to read keys from (default: stdin); `input_stream` where pre-flight answers
-    are read (default: stdin). Both exist for tests. `loosened`: the configuration's safety keys looser
-    than their defaults, named at pre-flight and in the summary.
+    `key_fd` is the terminal to read keys from (default: stdin); `input_stream` where pre-flight and
+    check-in answers are read (default: stdin); both exist for tests. `loosened`: the configuration's
+    safety keys looser than their defaults, named at pre-flight and in the summary. `checkin`: the
+    check-in answers given on the command line (the rest are asked).
     """
 
     def __init__(
@@ -577,6 +580,7 @@ class TerminalUI:
         key_fd: int | None = None,
         input_stream: TextIO | None = None,
         loosened: Sequence[Loosened] = (),
+        checkin: CheckinAnswers | None = None,
     ) -> None:
         self.console = console if console is not None else Console()
         self._assume_yes = assume_yes
@@ -585,6 +589,13 @@ class TerminalUI:
         self._input_stream = input_stream
         self._display: SessionDisplay | None = None
         self._preflight_cancelled = threading.Event()
+        self._checkin = CheckinQuestions(
+            self.console,
+            checkin or CheckinAnswers(),
+            assume_yes=assume_yes,
+            stream=input_stream,
+            cancelled=self._preflight_cancelled,
+        )
         self._units: Units = "kmh"
         self._top_speed_kmh: float | None = None
 
@@ -601,6 +612,17 @@ class TerminalUI:
 
     def cancel_preflight(self) -> None:
         self._preflight_cancelled.set()
+
+    def checkin_before(self, *, ask_morning: bool) -> tuple[CheckinEvent, ...]:
+        return self._checkin.before(ask_morning=ask_morning)
+
+    def checkin_after(self) -> CheckinEvent:
+        try:
+            return self._checkin.after()
+        except OSError as error:  # the terminal is gone: the answers are unknown
+            _LOGGER.debug("the terminal is gone: %s", error)
+            detach_terminal()
+            return CheckinEvent("after")
 
     @contextlib.asynccontextmanager
     async def session_started(

@@ -28,9 +28,16 @@ ESCAPE: Final = "\x1b"
 STOP_KEYS: Final = frozenset(" sSqQxX\r\n" + ESCAPE)
 PAUSE_KEYS: Final = frozenset("pP")
 RESUME_KEYS: Final = frozenset("rR")
+# The person reports pain: the belt stops as for any stop key, and the session ends with reason `pain`
+# (the course steps back a level after it). `!` is Shift-1 on most layouts, apart from the stop keys.
+PAIN_KEYS: Final = frozenset("!")
 READ_SIZE_BYTES: Final = 64  # more than a burst of key presses; the rest waits for the next callback
-KEYS_HELP: Final = "s, space, Enter, Esc, q or x stop the belt · p pause · r resume · Ctrl-C stop and quit"
-UNKNOWN_KEY_HINT: Final = "that key does nothing: s, space, Enter or Esc stop the belt; p pauses, r resumes"
+KEYS_HELP: Final = (
+    "s, space, Enter, Esc, q or x stop the belt · ! pain: stop · p pause · r resume · Ctrl-C stop and quit"
+)
+UNKNOWN_KEY_HINT: Final = (
+    "that key does nothing: s, space, Enter or Esc stop the belt; ! stops it for pain; p pauses, r resumes"
+)
 TERMINAL_LOST: Final = "the terminal is gone: stopping the belt"
 
 Notify = Callable[[str], None]
@@ -86,6 +93,9 @@ class KeyHandler:
                 self._notify("stop requested: stopping the belt")
             elif in_escape:
                 continue
+            elif char in PAIN_KEYS:
+                self._control.request_stop("pain")
+                self._notify("pain reported: stopping the belt")
             elif char in PAUSE_KEYS:
                 self._control.request_pause("terminal")
                 self._notify("pause requested (r resumes)")

@@ -103,3 +103,18 @@ def load_program_file(path: Path) -> Program:
     except (OSError, UnicodeDecodeError) as exc:
         raise ProgramError(source, "file", NOT_SET, f"cannot read the file: {exc}") from exc
     return Program.from_toml(text, source=source)
+
+
+def source_text(program: Program) -> str:
+    """The text `program` was loaded from (its file, or the built-in's), to fingerprint what ran.
+
+    A program built in memory (no file behind it), or a file that is gone since, gives its JSON.
+    """
+    source = program.source
+    builtins = _builtin_files()
+    if source.startswith("builtin:") and source.removeprefix("builtin:") in builtins:
+        return builtins[source.removeprefix("builtin:")].read_text(encoding="utf-8")
+    try:
+        return Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return program.model_dump_json()

@@ -23,6 +23,7 @@ from retro_ftms.events import (
     StateEvent,
     StepEvent,
 )
+from retro_ftms.session.totals import SessionTotals, TotalsTracker
 
 # SafetyEvent actions that do not stop and latch the belt: a person's pause, a hold at a console decrease.
 NON_LATCHING_ACTIONS: Final = frozenset({"pause", "hold"})
@@ -34,6 +35,7 @@ _OUTCOME_STATE: Final[dict[str, SessionState]] = {
     "stopped": "stopped",
     "error": "faulted",
 }
+DEFAULT_PERSON: Final = "default"  # whose session it is when nobody said (`[session] person`)
 TIME_DECIMALS: Final = 1  # elapsed/remaining to 0.1 s: finer is noise on a dashboard
 SPEED_DECIMALS: Final = 2  # FTMS speed resolution is 0.01 km/h
 INCLINE_DECIMALS: Final = 1  # FTMS incline resolution is 0.1 %
@@ -66,6 +68,10 @@ class SessionSnapshot(BaseModel):
     safety_reason: str | None
     # The `[safety]` keys the configuration set looser than their defaults (the `limits` event's).
     limits_loosened: tuple[str, ...] = ()
+    # Whose session it is (`--person`), and the course and level it belongs to (None: a lone program).
+    person: str = DEFAULT_PERSON
+    course: str | None = None
+    course_level: int | None = None
 
 
 def _round(value: float | None, decimals: int) -> float | None:
@@ -96,8 +102,18 @@ class SnapshotTracker:
     `version` counts changes of the stored snapshot, so a reader can tell cheaply whether to redraw.
     """
 
-    def __init__(self, program: str, step_count: int, total_duration_s: float) -> None:
+    def __init__(
+        self,
+        program: str,
+        step_count: int,
+        total_duration_s: float,
+        *,
+        person: str = DEFAULT_PERSON,
+        course: str | None = None,
+        course_level: int | None = None,
+    ) -> None:
         self.total_duration_s: Final = total_duration_s
+        self._totals = TotalsTracker()
         self._elapsed_before_s = 0.0  # program time accumulated before the current running stretch
         self._running_since: float | None = None
         self._version = 0
@@ -120,12 +136,20 @@ class SnapshotTracker:
             hr_bpm=None,
             safety_alarm=False,
             safety_reason=None,
+            person=person,
+            course=course,
+            course_level=course_level,
         )
 
     @property
     def snapshot(self) -> SessionSnapshot:
         """The state as of the last event."""
         return self._snapshot
+
+    @property
+    def totals(self) -> SessionTotals:
+        """The session's totals so far (time walked, distance, tops, heart rate)."""
+        return self._totals.totals
 
     @property
     def version(self) -> int:
@@ -147,6 +171,7 @@ class SnapshotTracker:
             update = {"step_index": event.index, "step_name": event.name}
             update.update(self._targets(event.target_speed_kmh, event.target_incline_pct))
         elif isinstance(event, DataEvent):
+            self._totals.add(t, event)
             update = {
                 "speed_kmh": _round(event.speed_kmh, SPEED_DECIMALS),
                 "incline_pct": _round(event.incline_pct, INCLINE_DECIMALS),

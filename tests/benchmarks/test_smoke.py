@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import codec, footprint, many, mqtt_flood, reaction, soak, time_compression
+from benchmarks import codec, footprint, history, many, mqtt_flood, reaction, soak, time_compression
 from tests.mqtt.broker import find_mosquitto
 
 MACHINE_KEYS = {"cpu", "cores", "python"}
@@ -115,3 +115,13 @@ def test_codec(capsys: pytest.CaptureFixture[str]) -> None:
     for figures in result["sets"].values():
         assert {"ours_per_s", "bluetooth_sig_per_s", "ratio_ours_to_bluetooth_sig"} <= figures.keys()
         assert figures["speed_disagreements"] == 0
+
+
+def test_history(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_main(history.main, ["--events", "100", "--repeat", "1", "--seconds", "1"], capsys)
+    assert {"publish_us_with_recorder", "publish_us_without_listeners", "recorder_us_per_event"} <= result[
+        "control_path"
+    ].keys()
+    assert result["to_disk"]["latency"].keys() >= LATENCY_KEYS
+    assert result["to_disk"]["samples"] > 0
+    assert result["to_disk"]["failure"] is None

@@ -22,8 +22,10 @@ from typing import Any, Final
 import pytest
 from typer.testing import CliRunner
 
+from retro_ftms.edge.checkin import COULD_TALK, PAIN_NOW, WORST_PAIN
 from retro_ftms.edge.cli import app
 from retro_ftms.edge.preflight import QUESTIONS
+from retro_ftms.history import HistoryStore, default_path
 
 SCRIPT: Final = Path(sys.executable).parent / "retro-ftms"
 # Modest scales: the guard's 3 s data timeout is 150 ms of wall time at 20, which a loaded 2-core machine
@@ -169,10 +171,22 @@ async def terminal(*args: str) -> AsyncIterator[Terminal]:
         os.close(master)
 
 
-async def answer_preflight(term: Terminal, answers: list[bytes]) -> None:
+async def answer_preflight(term: Terminal, answers: list[bytes], pain: bytes = b"") -> None:
+    """Answer the pre-flight questions and, when all are yes, the check-in's pain now (default: skip)."""
     offset = 0
     for question, answer in zip(QUESTIONS, answers, strict=False):
         offset = await term.wait_for(question[:30], after=offset)
+        term.type(answer + b"\r")
+    if answers == [b"y"] * len(QUESTIONS):
+        await term.wait_for(PAIN_NOW, after=offset)
+        term.type(pain + b"\r")
+
+
+async def answer_after(term: Terminal, answers: tuple[bytes, bytes, bytes] = (b"", b"", b"")) -> None:
+    """Answer the check-in after the session: pain now, worst pain, could talk (default: skip all)."""
+    offset = await term.wait_for("Session summary")
+    for question, answer in zip((PAIN_NOW, WORST_PAIN, COULD_TALK[:20]), answers, strict=True):
+        offset = await term.wait_for(question, after=offset)
         term.type(answer + b"\r")
 
 
@@ -192,7 +206,7 @@ def run_args(events: Path) -> list[str]:
 async def test_person_answers_yes_and_stops_with_a_key(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
     async with terminal(*run_args(events)) as term:
-        await answer_preflight(term, [b"y"] * len(QUESTIONS))
+        await answer_preflight(term, [b"y"] * len(QUESTIONS), pain=b"2")
         offset = await term.wait_for("step 1/5")
         term.type(b"p")
         offset = await term.wait_for("paused", after=offset)
@@ -200,12 +214,41 @@ async def test_person_answers_yes_and_stops_with_a_key(tmp_path: Path) -> None:
         term.type(b"r")
         offset = await term.wait_for("resume requested", after=offset)
         term.type(b"s")
-        await term.wait_for("Session summary", after=offset)
+        await answer_after(term, (b"1", b"2", b"y"))
         assert await term.exit_code() == 130, term.screen[-3000:]
     assert "s, space, Enter, Esc, q or x stop the belt" in term.screen
     assert "130: stopped by you" in term.screen
     assert any(r["type"] == "safety" and r["reason"] == "user" for r in read_events(events))
     assert end_of(events) == {"outcome": "stopped", "reason": "user"}
+    # The check-ins answered at the terminal are in the history (the default file) and the event log.
+    with HistoryStore.open(default_path()) as store:
+        (past,) = store.past_sessions("default")
+    assert (past.outcome, past.reason) == ("stopped", "user")
+    assert (past.pain_before, past.worst_pain, past.pain_after, past.talk) == (2, 2, 1, True)
+    checkins = [r for r in read_events(events) if r["type"] == "checkin"]
+    assert [(c["when"], c["pain"], c["worst_pain"], c["talk"]) for c in checkins] == [
+        ("before", 2, None, None),
+        ("after", 1, 2, True),
+    ]
+
+
+async def test_pain_key_stops_the_belt_with_reason_pain(tmp_path: Path) -> None:
+    """`!` during the session: the belt stops, reason `pain`, exit 130, and the history keeps it."""
+    events = tmp_path / "events.jsonl"
+    async with terminal(*run_args(events)) as term:
+        await answer_preflight(term, [b"y"] * len(QUESTIONS))
+        await term.wait_for("step 1/5")
+        term.type(b"!")
+        await answer_after(term, (b"6", b"7", b"n"))
+        assert await term.exit_code() == 130, term.screen[-3000:]
+    assert "! pain" in term.screen  # the key is shown with the others
+    assert end_of(events) == {"outcome": "stopped", "reason": "pain"}
+    assert any(r["type"] == "safety" and r["reason"] == "pain" for r in read_events(events))
+    with HistoryStore.open(default_path()) as store:
+        (past,) = store.past_sessions("default")
+        safety = store.safety_events(past.session_id)
+    assert (past.outcome, past.reason, past.worst_pain, past.talk) == ("stopped", "pain", 7, False)
+    assert [record.reason for record in safety][:1] == ["pain"]
 
 
 async def test_person_says_no_and_nothing_moves(tmp_path: Path) -> None:
@@ -250,11 +293,32 @@ async def test_a_stop_signal_at_a_question_exits_130_quietly(tmp_path: Path, sig
     assert end_of(events) == {"outcome": "stopped", "reason": "signal"}
 
 
+async def test_ctrl_c_at_the_pain_question_exits_130_and_nothing_moves(tmp_path: Path) -> None:
+    """The check-in before the session is asked like the pre-flight: off the loop, ended by a signal."""
+    events = tmp_path / "events.jsonl"
+    async with terminal(*run_args(events)) as term:
+        offset = 0
+        for question in QUESTIONS:
+            offset = await term.wait_for(question[:30], after=offset)
+            term.type(b"y\r")
+        await term.wait_for(PAIN_NOW, after=offset)
+        term.process.send_signal(signal.SIGINT)
+        assert await term.exit_code() == 130, term.screen[-3000:]
+    assert "Traceback" not in term.screen
+    records = read_events(events)
+    assert not [r for r in records if r["type"] == "command" and r["op"] in ("start", "set_speed")]
+    assert end_of(events) == {"outcome": "stopped", "reason": "signal"}
+    with HistoryStore.open(default_path()) as store:
+        (past,) = store.past_sessions("default")
+    assert (past.outcome, past.reason, past.pain_before) == ("stopped", "signal", None)
+
+
 @pytest.mark.parametrize("fault", ["safety-key@5"])
 async def test_safety_stop_is_shown_loudly(tmp_path: Path, fault: str) -> None:
     events = tmp_path / "events.jsonl"
     async with terminal(*run_args(events), "--fault", fault) as term:
         await answer_preflight(term, [b"y"] * len(QUESTIONS))
         await term.wait_for("SAFETY STOP: the safety key was pulled")
+        await answer_after(term)
         assert await term.exit_code() == 3, term.screen[-3000:]
     assert "3: stopped by a safety trigger" in term.screen

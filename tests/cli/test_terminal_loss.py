@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from retro_ftms.edge.preflight import QUESTIONS
-from tests.cli.test_run import Terminal, answer_preflight, read_events, run_args, terminal
+from tests.cli.test_run import Terminal, answer_after, answer_preflight, read_events, run_args, terminal
 from tests.session.test_signals import first_set_speed
 
 
@@ -75,6 +75,7 @@ async def test_ctrl_z_is_refused_while_the_belt_runs(tmp_path: Path) -> None:
         offset = await term.wait_for("Ctrl-Z is off while the belt runs: press s to stop")
         term.type(b"S")  # and the belt still listens
         await term.wait_for("Session summary", after=offset)
+        await answer_after(term)
         assert await term.exit_code() == 130, term.screen[-3000:]
     records = read_events(events)
     belt_stopped_before_end(records)

@@ -175,6 +175,9 @@ async def test_online_discovery_state_events_and_offline(mosquitto_broker: Mosqu
                 "safety_alarm": False,
                 "safety_reason": None,
                 "limits_loosened": [],
+                "person": "default",
+                "course": None,
+                "course_level": None,
             }
 
             rig.bus.publish(SafetyEvent("safety_key", "stop", "key pulled"))
@@ -185,6 +188,15 @@ async def test_online_discovery_state_events_and_offline(mosquitto_broker: Mosqu
             assert [event["type"] for event in events] == ["step", "safety", "end"]
             assert events[1]["reason"] == "safety_key"
             assert all(set(event) >= {"t", "type"} for event in events)
+            # The end carries the session's totals (the tracker's, from the data it saw).
+            assert events[2]["totals"] == {
+                "walked_s": 0.0,
+                "distance_m": 5.0,
+                "top_speed_kmh": 1.6,
+                "top_incline_pct": 0.5,
+                "max_hr_bpm": None,
+                "avg_hr_bpm": None,
+            }
         await recorder.wait_topic(topics.availability, lambda m: m.payload == b"offline")
 
     async with Recorder(mosquitto_broker) as late:  # what a dashboard that connects later sees

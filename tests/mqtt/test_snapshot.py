@@ -31,6 +31,9 @@ DESIGN_STATE_FIELDS = {
     "safety_alarm",
     "safety_reason",
     "limits_loosened",  # issue 9 item 5: the [safety] keys set looser than their defaults
+    "person",  # issue 12: whose session, and the course and level it belongs to
+    "course",
+    "course_level",
 }
 
 
@@ -134,3 +137,25 @@ def test_end_event_freezes_time_and_sets_terminal_state() -> None:
     tracker2.on_event(0.0, StateEvent("completed"))
     tracker2.on_event(0.0, EndEvent("stopped"))
     assert tracker2.snapshot.state == "completed"  # the runner's own terminal state wins
+
+
+def test_totals_add_up_the_data() -> None:
+    """Time walked counts only while the belt moves; tops, distance and heart rate from the records."""
+    tracker = SnapshotTracker("gentle", 3, 600.0, person="ann")
+    for t, speed, incline, distance, hr in [
+        (0.0, 0.0, 0.0, 0, None),
+        (1.0, 1.0, 0.0, 0, 90),
+        (2.0, 1.5, 1.0, 1, 100),
+        (3.0, 0.0, 2.0, 2, None),  # stopped from here on
+        (10.0, 0.0, 0.0, 2, 95),
+    ]:
+        tracker.on_event(t, DataEvent(speed, incline, distance, int(t), hr))
+    totals = tracker.totals
+    assert (totals.walked_s, totals.distance_m, totals.top_speed_kmh, totals.top_incline_pct) == (
+        2.0,
+        2.0,
+        1.5,
+        2.0,
+    )
+    assert (totals.max_hr_bpm, totals.avg_hr_bpm) == (100, 95.0)
+    assert tracker.snapshot.person == "ann"

@@ -68,6 +68,7 @@ async def test_a_whole_session_as_a_dashboard_sees_it(
     assert len(running_states) >= 10
     assert {s["step_index"] for s in running_states} == set(range(SHORT_PROGRAM_STEPS))
     assert all(s["program"] == SHORT_PROGRAM_NAME for s in states)
+    assert all((s["person"], s["course"], s["course_level"]) == ("default", None, None) for s in states)
     assert all(s["step_count"] == SHORT_PROGRAM_STEPS for s in states)
     assert max(s["speed_kmh"] or 0.0 for s in running_states) > 1.0
     elapsed = [s["elapsed_s"] for s in running_states]
@@ -83,6 +84,12 @@ async def test_a_whole_session_as_a_dashboard_sees_it(
     assert not any(m.retain for m in recorder.on(TOPICS.event))
     assert [e["type"] for e in events] == ["step"] * SHORT_PROGRAM_STEPS + ["end"]
     assert [e["index"] for e in events[:-1]] == list(range(SHORT_PROGRAM_STEPS))
+    totals = events[-1].pop("totals")  # issue 12: the end carries the session's totals
     end = {"type": "end", "outcome": "completed", "reason": None, "stop_confirmed_by": "zero_records"}
     assert events[-1] | {"t": 0} == {"t": 0, **end}
     assert events == [e for e in session.events if e["type"] in {"step", "end"}]
+    data = session.of_type("data")
+    assert totals["distance_m"] == max(d["distance_m"] for d in data) == final["distance_m"]
+    assert totals["top_speed_kmh"] == max(d["speed_kmh"] for d in data)
+    assert 0 < totals["walked_s"] <= session.end["t"]
+    assert (totals["max_hr_bpm"], totals["avg_hr_bpm"]) == (None, None)  # no strap

@@ -19,7 +19,7 @@ from typing import Any, Final
 import pytest
 
 from retro_ftms.edge.app import RunOptions, Units, run_session
-from retro_ftms.events import DataEvent, Event, EventBus, SafetyReason
+from retro_ftms.events import CheckinEvent, DataEvent, Event, EventBus, SafetyReason
 from retro_ftms.session.control import SessionControl
 from retro_ftms.session.runner import SessionResult
 from retro_ftms.session.snapshot import SessionSnapshot, SnapshotTracker
@@ -114,6 +114,13 @@ class PersonUI:
 
     def cancel_preflight(self) -> None:
         """Nothing to cancel: `preflight` answers at once."""
+
+    def checkin_before(self, *, ask_morning: bool) -> tuple[CheckinEvent, ...]:
+        del ask_morning
+        return (CheckinEvent("before"),)
+
+    def checkin_after(self) -> CheckinEvent:
+        return CheckinEvent("after")
 
     def session_started(
         self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units

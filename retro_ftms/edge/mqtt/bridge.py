@@ -44,9 +44,10 @@ from retro_ftms.edge.mqtt.payloads import (
 from retro_ftms.edge.mqtt.throttle import RefusalThrottle
 from retro_ftms.edge.mqtt.tls import TlsSetupError, make_tls_context
 from retro_ftms.edge.mqtt.topics import MqttTopics
-from retro_ftms.events import Event, EventBus, RefusedEvent
+from retro_ftms.events import EndEvent, Event, EventBus, RefusedEvent
 from retro_ftms.session.control import SessionControl
 from retro_ftms.session.snapshot import SnapshotTracker
+from retro_ftms.session.totals import SessionTotals
 
 if TYPE_CHECKING:
     from retro_ftms.edge.config import MqttConfig
@@ -140,7 +141,8 @@ class MqttBridge:
         self._device_name = device_name
         self._timing = timing or BridgeTiming()
         self.topics: Final = MqttTopics.build(config.base_topic, config.discovery_prefix, config.device_id)
-        self._outbox: Outbox[tuple[float, Event]] = Outbox(OUTBOX_CAPACITY)
+        # The session's totals go with its `end` event, as they were when it ended.
+        self._outbox: Outbox[tuple[float, Event, SessionTotals | None]] = Outbox(OUTBOX_CAPACITY)
         self._wake = asyncio.Event()
         self._status_changed = asyncio.Event()
         self._closing = asyncio.Event()
@@ -230,7 +232,8 @@ class MqttBridge:
     def _on_bus_event(self, t: float, event: Event) -> None:
         """Bus listener on the control path: queue and wake, nothing else."""
         if isinstance(event, FORWARDED_EVENTS):
-            self._outbox.put((t, event), droppable=isinstance(event, RefusedEvent))
+            totals = self._tracker.totals if isinstance(event, EndEvent) else None
+            self._outbox.put((t, event, totals), droppable=isinstance(event, RefusedEvent))
         self._wake.set()
 
     async def _run(self) -> None:
@@ -364,9 +367,9 @@ class MqttBridge:
 
     async def _publish_events(self, client: aiomqtt.Client) -> None:
         while (head := self._outbox.peek()) is not None:
-            t, event = head
+            t, event, totals = head
             await self._publish(
-                client, self.topics.event, EventMessage.from_event(t, event).payload(), retain=False
+                client, self.topics.event, EventMessage.from_event(t, event, totals).payload(), retain=False
             )
             self._outbox.pop()
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from retro_ftms.events import CoachEvent, EndEvent, Event, RefusedEvent, SafetyEvent, StepEvent, to_record
 from retro_ftms.printable import printable
 from retro_ftms.session.snapshot import SessionSnapshot
+from retro_ftms.session.totals import SessionTotals
 
 # The session events that go out on `<base>/event` (design.md: safety events, step changes, the end;
 # refusals include rejected MQTT commands). Everything else only changes the state.
@@ -55,8 +56,12 @@ class EventMessage(BaseModel):
     type: str
 
     @classmethod
-    def from_event(cls, t: float, event: Event) -> EventMessage:
-        return cls.model_validate(to_record(t, event))
+    def from_event(cls, t: float, event: Event, totals: SessionTotals | None = None) -> EventMessage:
+        """The message for `event`; the session's `end` also carries its `totals` (issue 12)."""
+        record = to_record(t, event)
+        if isinstance(event, EndEvent) and totals is not None:
+            record["totals"] = totals.model_dump()
+        return cls.model_validate(record)
 
     def payload(self) -> bytes:
         return self.model_dump_json().encode()
