@@ -92,6 +92,7 @@ class HistoryRecorder:
         self._next_sample_s: float | None = None  # the next whole second to sample
         self._last: tuple[float, DataEvent, int | None] | None = None  # the latest record and its step
         self._session_id: int | None = None
+        self._ended = False  # the session's end came: later records are not sampled
         self.failure: str | None = None  # the first problem writing the history, reported once
         self.done = threading.Event()  # the worker has written everything (or given up)
         self._given_up = threading.Event()  # closing stopped waiting: the worker stops retrying
@@ -187,6 +188,8 @@ class HistoryRecorder:
     def _fold(self, batch: _Batch, t: float, event: Event, stamp: datetime | None) -> None:
         batch.changed = True
         if isinstance(event, DataEvent):
+            if self._ended:
+                return  # the session is over: records while the link closes are no part of it
             self._totals.add(t, event)
             batch.samples += self._samples_until(t)
             self._last = (t, event, self._step_index)
@@ -197,6 +200,7 @@ class HistoryRecorder:
         elif isinstance(event, LimitsEvent):
             batch.limits = {"limits": event.limits, "loosened": list(event.loosened)}
         elif isinstance(event, EndEvent):
+            self._ended = True
             batch.samples += self._samples_until(t)
             batch.end = (stamp or now(), event.outcome, event.reason)
         elif isinstance(event, CheckinEvent):

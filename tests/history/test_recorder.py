@@ -60,6 +60,8 @@ def test_events_before_the_start_are_kept_and_samples_fall_on_whole_seconds(tmp_
     bus.at(2.2, DataEvent(1.2, 0.5, 1, 2, 92))
     bus.at(7.9, DataEvent(1.2, 0.5, 3, 7, 93))  # a gap of 5.7 s: seconds 5 to 7 are not made up
     bus.at(8.5, EndEvent("completed"))
+    bus.at(9.6, DataEvent(0.0, 0.5, 3, 9, 93))  # while the link closes: no part of the session
+    bus.at(10.6, DataEvent(0.0, 0.5, 3, 10, 93))
     recorder.close()
     assert recorder.failure is None
     with HistoryStore.open(path) as store:
