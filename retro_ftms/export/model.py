@@ -1,0 +1,121 @@
+"""What an export reads of a session: its start, its one-a-second samples, and how it ended.
+
+The samples are read structurally (`SampleRow`) so that the exporters stay pure and a test can hand them
+rows built by hand; the history store's `Sample` is one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final, Literal, Protocol
+
+ExportFormat = Literal["tcx", "fit", "csv"]
+FORMATS: Final[tuple[ExportFormat, ...]] = ("tcx", "fit", "csv")
+KMH_PER_MS: Final = 3.6  # km/h in one m/s: the files carry metres per second
+
+
+class SampleRow(Protocol):
+    """One second of a session (the history store's `Sample`): `t_s` is seconds since the start."""
+
+    @property
+    def t_s(self) -> float: ...
+    @property
+    def speed_kmh(self) -> float: ...
+    @property
+    def incline_pct(self) -> float: ...
+    @property
+    def distance_m(self) -> float: ...
+    @property
+    def hr_bpm(self) -> int | None: ...
+    @property
+    def step_index(self) -> int | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StopMark:
+    """A safety event that stopped (or paused) the belt, at `t_s` seconds of the session."""
+
+    t_s: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordedSession:
+    """A session as the history recorded it. `started_at` carries its zone (the files are in UTC)."""
+
+    session_id: int
+    started_at: datetime
+    person: str
+    program: str
+    simulated: bool
+    outcome: str
+    reason: str | None
+    samples: Sequence[SampleRow]
+    stops: Sequence[StopMark] = ()
+    step_names: Sequence[str | None] = ()
+
+    def __post_init__(self) -> None:
+        if self.started_at.tzinfo is None:
+            raise ValueError("started_at must carry its time zone")
+
+    def wall_time(self, t_s: float) -> datetime:
+        """The wall-clock moment of `t_s` seconds into the session."""
+        return self.started_at + timedelta(seconds=t_s)
+
+    def step_name(self, index: int) -> str:
+        """The program step's name, else `step N` (counted from 1 as the person reads it)."""
+        name = self.step_names[index] if 0 <= index < len(self.step_names) else None
+        return name or f"step {index + 1}"
+
+
+@dataclass(frozen=True, slots=True)
+class Lap:
+    """A run of samples in one program step: what TCX and FIT call a lap, with its totals.
+
+    Its time and distance run to the first sample of the next lap, so the laps add up to the session.
+    """
+
+    step_index: int | None
+    samples: Sequence[SampleRow]
+    elapsed_s: float
+    distance_m: float
+
+    @property
+    def start_s(self) -> float:
+        return self.samples[0].t_s
+
+    @property
+    def max_speed_kmh(self) -> float:
+        return max(s.speed_kmh for s in self.samples)
+
+    @property
+    def avg_speed_kmh(self) -> float:
+        return self.distance_m / self.elapsed_s * KMH_PER_MS if self.elapsed_s > 0 else 0.0
+
+    @property
+    def heart_rates(self) -> list[int]:
+        return [s.hr_bpm for s in self.samples if s.hr_bpm is not None]
+
+
+def laps(samples: Sequence[SampleRow]) -> list[Lap]:
+    """The samples cut where the program step changes (one lap a step; none without samples)."""
+    groups: list[list[SampleRow]] = []
+    for sample in samples:
+        if groups and groups[-1][-1].step_index == sample.step_index:
+            groups[-1].append(sample)
+        else:
+            groups.append([sample])
+    result = []
+    for number, group in enumerate(groups):
+        end = groups[number + 1][0] if number + 1 < len(groups) else group[-1]
+        result.append(
+            Lap(
+                step_index=group[0].step_index,
+                samples=tuple(group),
+                elapsed_s=end.t_s - group[0].t_s,
+                distance_m=end.distance_m - group[0].distance_m,
+            )
+        )
+    return result
