@@ -1,9 +1,9 @@
 """Exports of one recorded session (edge layer): TCX, FIT and CSV files for Strava, Garmin Connect,
 intervals.icu or a spreadsheet. Pure functions from a `RecordedSession` to bytes; the CLI writes them."""
 
-from retro_ftms.export.model import FORMATS, ExportFormat, RecordedSession, SampleRow, StopMark
+from retro_ftms.export.model import FORMATS, ExportFormat, RecordedSession, SafetyMark, SampleRow
 
-__all__ = ["FORMATS", "ExportFormat", "RecordedSession", "SampleRow", "StopMark", "export"]
+__all__ = ["FORMATS", "ExportFormat", "RecordedSession", "SafetyMark", "SampleRow", "export"]
 
 
 def export(session: RecordedSession, fmt: ExportFormat) -> bytes:

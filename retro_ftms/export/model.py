@@ -34,11 +34,12 @@ class SampleRow(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class StopMark:
-    """A safety event that stopped (or paused) the belt, at `t_s` seconds of the session."""
+class SafetyMark:
+    """A safety event of the session at `t_s` seconds: its trigger and what the guard did (`stop`, ...)."""
 
     t_s: float
     reason: str
+    action: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,7 +54,7 @@ class RecordedSession:
     outcome: str
     reason: str | None
     samples: Sequence[SampleRow]
-    stops: Sequence[StopMark] = ()
+    safety: Sequence[SafetyMark] = ()
     step_names: Sequence[str | None] = ()
 
     def __post_init__(self) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Final
 
-from retro_ftms.export import RecordedSession, StopMark
+from retro_ftms.export import RecordedSession, SafetyMark
 
 # A start with milliseconds and a zone east of UTC: the files must carry both right.
 START: Final = datetime(2026, 12, 7, 15, 0, 0, 640000, tzinfo=timezone(timedelta(hours=1)))
@@ -47,7 +47,7 @@ def walk(seconds: int = 420, *, hr: bool = True) -> list[Row]:
 
 
 def session(
-    rows: Sequence[Row] | None = None, *, stops: Sequence[StopMark] = (), outcome: str = "completed"
+    rows: Sequence[Row] | None = None, *, safety: Sequence[SafetyMark] = (), outcome: str = "completed"
 ) -> RecordedSession:
     return RecordedSession(
         session_id=12,
@@ -58,6 +58,6 @@ def session(
         outcome=outcome,
         reason=None if outcome == "completed" else "pain",
         samples=walk() if rows is None else rows,
-        stops=stops,
+        safety=safety,
         step_names=("warm-up", "walk", "cool-down"),
     )
