@@ -10,6 +10,8 @@ imported only when a report is drawn so that `--help` stays fast.
 from __future__ import annotations
 
 import io
+import itertools
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
@@ -33,6 +35,11 @@ HR_COLOUR: Final = "#6a1b9a"  # not red: red marks the safety events
 STOP_COLOUR: Final = "#d32f2f"
 # Answer, label, marker, size and sideways offset (so equal answers of one session stay visible); worst
 # during is drawn largest: the rules read it most.
+# Samples come one a second; one missed second is bridged, a longer stretch is shown as a gap in the data.
+GAP_S: Final = 2.5
+X_MARGIN: Final = 0.015  # of the time span, on the right: a stop at the very end stays visible
+LABEL_TOP: Final = 0.82  # axes fraction of the first safety label, under the step names
+LABEL_ROW: Final = 0.14  # the next label one row lower
 PAIN_MARKERS: Final = (
     ("pain_before", "before", "o", 25, -0.24),
     ("worst_pain", "worst during", "v", 60, -0.08),
@@ -75,7 +82,7 @@ def render_png(*, person: str, course: Sequence[CoursePoint], session: RecordedS
 def _date_ticks(ax: Axes, course: Sequence[CoursePoint]) -> None:
     step = max(1, -(-len(course) // MAX_DATE_TICKS))
     ticks = list(range(0, len(course), step))
-    ax.set_xticks(ticks, [course[i].started_at.strftime("%d %b") for i in ticks])
+    ax.set_xticks(ticks, [f"{course[i].started_at:%d %b}\n#{course[i].session_id}" for i in ticks])
     ax.set_xlim(-0.6, len(course) - 0.4)
 
 
@@ -140,12 +147,62 @@ def _pain(ax: Axes, course: Sequence[CoursePoint]) -> None:
     ax.legend(loc="upper left", fontsize=8, ncols=5, frameon=False)
 
 
-def _minutes(session: RecordedSession) -> list[float]:
-    return [s.t_s / SECONDS_PER_MINUTE for s in session.samples]
+def _series(session: RecordedSession, values: Sequence[float | None]) -> tuple[list[float], list[float]]:
+    """Minutes and values, broken (NaN) across a gap in the samples so no line is drawn where no data
+    came: the recorder keeps one sample a second only while the treadmill reports."""
+    xs: list[float] = []
+    ys: list[float] = []
+    previous: float | None = None
+    for sample, value in zip(session.samples, values, strict=True):
+        if previous is not None and sample.t_s - previous > GAP_S:
+            xs.append((previous + sample.t_s) / 2 / SECONDS_PER_MINUTE)
+            ys.append(math.nan)
+        xs.append(sample.t_s / SECONDS_PER_MINUTE)
+        ys.append(math.nan if value is None else float(value))
+        previous = sample.t_s
+    return xs, ys
+
+
+def _gaps(session: RecordedSession) -> list[tuple[float, float]]:
+    """Start and end (minutes) of each stretch with no sample, up to the last safety event (a stop for
+    stale data comes after the last sample)."""
+    times = [s.t_s for s in session.samples] + [
+        m.t_s for m in session.safety if m.t_s > session.samples[-1].t_s
+    ]
+    return [
+        (a / SECONDS_PER_MINUTE, b / SECONDS_PER_MINUTE)
+        for a, b in itertools.pairwise(times)
+        if b - a > GAP_S
+    ]
+
+
+def _x_range(session: RecordedSession) -> tuple[float, float]:
+    """From the first sample to the last sample or safety event (which may come after the data)."""
+    start = session.samples[0].t_s
+    end = max([session.samples[-1].t_s, *(m.t_s for m in session.safety)])
+    end = max(end, start + 1)
+    return start / SECONDS_PER_MINUTE, (end + (end - start) * X_MARGIN) / SECONDS_PER_MINUTE
+
+
+def _label(ax: Axes, x: float, text: str, row: int, *, colour: str, right_side: bool) -> None:
+    """A bold label next to a marked moment, one row lower per label so that close ones stay apart."""
+    ax.annotate(
+        text,
+        (x, LABEL_TOP - LABEL_ROW * row),
+        xycoords=("data", "axes fraction"),
+        xytext=(-4 if right_side else 4, 0),
+        textcoords="offset points",
+        ha="right" if right_side else "left",
+        fontsize=9,
+        color=colour,
+        fontweight="bold",
+        bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+    )
 
 
 def _marks(ax: Axes, session: RecordedSession, *, labels: bool) -> None:
-    """Step starts (dotted, named) and safety events (red), and a session that did not complete."""
+    """Step starts (dotted, named), gaps in the data (grey), safety events (red), and a session that did
+    not complete but has no safety event (the person's stop: dashed red)."""
     previous: int | None = None
     for sample in session.samples:
         if sample.step_index is not None and sample.step_index != previous:
@@ -162,37 +219,34 @@ def _marks(ax: Axes, session: RecordedSession, *, labels: bool) -> None:
                     color="#444444",
                 )
         previous = sample.step_index
-    for mark in session.safety:
-        x = mark.t_s / SECONDS_PER_MINUTE
-        ax.axvline(x, color=STOP_COLOUR, linewidth=2)
-        if labels:
-            ax.annotate(
-                f"{mark.action}: {mark.reason}",
-                (x, 0.5),
-                xycoords=("data", "axes fraction"),
-                xytext=(-4, 0),
-                textcoords="offset points",
-                ha="right",
-                fontsize=9,
-                color=STOP_COLOUR,
-                fontweight="bold",
-            )
+    for start, end in _gaps(session):
+        ax.axvspan(start, end, color="#9e9e9e", alpha=0.25, linewidth=0)
+    low, high = _x_range(session)
+    marks = [(m.t_s, f"{m.action}: {m.reason}") for m in session.safety]
     if session.outcome != "completed" and not session.safety:
-        x = session.samples[-1].t_s / SECONDS_PER_MINUTE
-        ax.axvline(x, color=STOP_COLOUR, linewidth=2, linestyle="--")
+        marks.append(
+            (session.samples[-1].t_s, session.outcome + (f": {session.reason}" if session.reason else ""))
+        )
+    for row, (t_s, text) in enumerate(marks):
+        x = t_s / SECONDS_PER_MINUTE
+        ax.axvline(x, color=STOP_COLOUR, linewidth=2, linestyle="-" if session.safety else "--")
         if labels:
-            ending = session.outcome + (f": {session.reason}" if session.reason else "")
-            ax.annotate(
-                ending,
-                (x, 0.5),
-                xycoords=("data", "axes fraction"),
-                xytext=(-4, 0),
-                textcoords="offset points",
-                ha="right",
-                fontsize=9,
-                color=STOP_COLOUR,
-                fontweight="bold",
-            )
+            _label(ax, x, text, row, colour=STOP_COLOUR, right_side=x > (low + high) / 2)
+    if labels:
+        _legend(ax, session, stopped=bool(marks))
+
+
+def _legend(ax: Axes, session: RecordedSession, *, stopped: bool) -> None:
+    """What the marks mean, only those drawn."""
+    from matplotlib.lines import Line2D  # noqa: PLC0415
+    from matplotlib.patches import Patch  # noqa: PLC0415
+
+    handles: list[Line2D | Patch] = [Line2D([], [], color="#777777", linestyle=":", label="step starts")]
+    if _gaps(session):
+        handles.append(Patch(color="#9e9e9e", alpha=0.25, label="no data"))
+    if stopped:
+        handles.append(Line2D([], [], color=STOP_COLOUR, linewidth=2, label="safety event / stop"))
+    ax.legend(handles=handles, loc="lower center", fontsize=8, ncols=len(handles), frameon=False)
 
 
 def _session_title(session: RecordedSession) -> str:
@@ -203,19 +257,19 @@ def _session_title(session: RecordedSession) -> str:
 
 
 def _session_speed(ax: Axes, session: RecordedSession) -> None:
-    minutes = _minutes(session)
+    samples = session.samples
     incline = ax.twinx()
     incline.fill_between(
-        minutes, [s.incline_pct for s in session.samples], step="post", color=INCLINE_COLOUR, alpha=0.25
+        *_series(session, [s.incline_pct for s in samples]), color=INCLINE_COLOUR, alpha=0.25
     )
     incline.set_ylabel("incline (%)", color=INCLINE_COLOUR)
-    incline.set_ylim(bottom=0, top=max(2.0, max(s.incline_pct for s in session.samples) * 2))
+    incline.set_ylim(bottom=0, top=max(2.0, max(s.incline_pct for s in samples) * 2))
     ax.set_zorder(incline.get_zorder() + 1)  # the speed line above the incline's area
     ax.patch.set_visible(False)
-    ax.plot(minutes, [s.speed_kmh for s in session.samples], color=SPEED_COLOUR, linewidth=1.8)
+    ax.plot(*_series(session, [s.speed_kmh for s in samples]), color=SPEED_COLOUR, linewidth=1.8)
     ax.set_ylabel("speed (km/h)", color=SPEED_COLOUR)
-    ax.set_ylim(bottom=0, top=max(1.0, max(s.speed_kmh for s in session.samples) * 1.3))
-    ax.set_xlim(minutes[0], max(minutes[-1], minutes[0] + 1 / SECONDS_PER_MINUTE))
+    ax.set_ylim(bottom=0, top=max(1.0, max(s.speed_kmh for s in samples) * 1.3))
+    ax.set_xlim(*_x_range(session))
     ax.set_xlabel("minutes")
     ax.set_title(_session_title(session), loc="left", fontsize=11)
     ax.grid(axis="y", alpha=0.3)
@@ -223,11 +277,9 @@ def _session_speed(ax: Axes, session: RecordedSession) -> None:
 
 
 def _session_hr(ax: Axes, session: RecordedSession) -> None:
-    minutes = _minutes(session)
-    hr = [float("nan") if s.hr_bpm is None else float(s.hr_bpm) for s in session.samples]
-    ax.plot(minutes, hr, color=HR_COLOUR, linewidth=1.5)
+    ax.plot(*_series(session, [s.hr_bpm for s in session.samples]), color=HR_COLOUR, linewidth=1.5)
     ax.set_ylabel("heart rate (bpm)", color=HR_COLOUR)
-    ax.set_xlim(minutes[0], max(minutes[-1], minutes[0] + 1 / SECONDS_PER_MINUTE))
+    ax.set_xlim(*_x_range(session))
     ax.set_xlabel("minutes")
     ax.grid(axis="y", alpha=0.3)
     _marks(ax, session, labels=False)

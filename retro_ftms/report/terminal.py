@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
-from retro_ftms.export.model import RecordedSession
+from retro_ftms.export.model import RecordedSession, SampleRow
 from retro_ftms.report.model import CoursePoint
 
 BARS: Final = "▁▂▃▄▅▆▇█"
-CHART_WIDTH: Final = 60  # columns of a sparkline: fits an 80-column terminal next to its label
+CHART_WIDTH: Final = 48  # columns of a sparkline: with its label and figures, fits 80 columns
 LABEL_WIDTH: Final = 11
 UNKNOWN: Final = "?"
 SAFETY_MARK: Final = "x"
@@ -69,15 +69,28 @@ def _pain_digit(pain: int) -> str:
 
 
 def session_chart(session: RecordedSession, width: int = CHART_WIDTH) -> list[str]:
-    """Speed, incline and heart rate of one session, with a row marking step starts and safety events."""
+    """Speed, incline and heart rate of one session against time (a blank column: no data then), with a
+    row marking step starts and safety events."""
     samples = session.samples
     if not samples:
         return [f"Session {session.session_id}: no samples"]
-    span_s = max(samples[-1].t_s - samples[0].t_s, 1.0)
-    columns = min(width, len(samples))
+    start = samples[0].t_s
+    span_s = max([samples[-1].t_s, *(m.t_s for m in session.safety)]) - start
+    columns = max(1, min(width, round(span_s) + 1))
 
     def column(t_s: float) -> int:
-        return min(columns - 1, int((t_s - samples[0].t_s) / span_s * columns))
+        return min(columns - 1, int((t_s - start) / max(span_s, 1.0) * columns))
+
+    buckets: list[list[SampleRow]] = [[] for _ in range(columns)]
+    for sample in samples:
+        buckets[column(sample.t_s)].append(sample)
+
+    def line(values: Callable[[SampleRow], float | None]) -> str:
+        means: list[float | None] = []
+        for bucket in buckets:
+            known = [v for v in map(values, bucket) if v is not None]
+            means.append(sum(known) / len(known) if known else None)
+        return sparkline(means, columns)
 
     marks = [" "] * columns
     previous: int | None = None
@@ -91,26 +104,14 @@ def session_chart(session: RecordedSession, width: int = CHART_WIDTH) -> list[st
     lines = [
         f"Session {session.session_id} {session.started_at:%d %b %H:%M}: {session.program}, "
         f"{span_s / 60:.1f} min, {ending}",
-        _line(
-            "speed",
-            sparkline([s.speed_kmh for s in samples], width),
-            f"max {max(s.speed_kmh for s in samples):.1f} km/h",
-        ),
-        _line(
-            "incline",
-            sparkline([s.incline_pct for s in samples], width),
-            f"max {max(s.incline_pct for s in samples):.1f} %",
-        ),
+        _line("speed", line(lambda s: s.speed_kmh), f"max {max(s.speed_kmh for s in samples):.1f} km/h"),
+        _line("incline", line(lambda s: s.incline_pct), f"max {max(s.incline_pct for s in samples):.1f} %"),
     ]
     heart_rates = [s.hr_bpm for s in samples if s.hr_bpm is not None]
     if heart_rates:
         lines.append(
-            _line(
-                "heart rate",
-                sparkline([None if s.hr_bpm is None else float(s.hr_bpm) for s in samples], width),
-                f"{min(heart_rates)}-{max(heart_rates)} bpm",
-            )
+            _line("heart rate", line(lambda s: s.hr_bpm), f"{min(heart_rates)}-{max(heart_rates)} bpm")
         )
-    lines.append(_line("", "".join(marks), f"{STEP_MARK} step, {SAFETY_MARK} safety event"))
+    lines.append(_line("", "".join(marks), f"{STEP_MARK} step, {SAFETY_MARK} safety"))
     lines.extend(f"  {SAFETY_MARK} {m.t_s / 60:.1f} min: {m.action} ({m.reason})" for m in session.safety)
     return lines
