@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from retro_ftms.ble.connect import FitnessMachineAdvertisement
     from retro_ftms.edge.config import AppConfig, BleConfig, LogConfig
     from retro_ftms.errors import InvalidInputError
+    from retro_ftms.export import RecordedSession
     from retro_ftms.history.store import HistoryStore
     from retro_ftms.program import Program
     from retro_ftms.safety.limits import SafetyConfig
@@ -1057,6 +1058,160 @@ def checkin_command(
             checkin = CheckinEvent("morning", pain=pain)
         store.record_checkin(last, checkin)
     typer.echo(f"recorded: {who}, session {last}, {kind} pain {pain}/10")
+
+
+# --- export and report --------------------------------------------------------------------------------
+
+
+class ExportFormatChoice(enum.StrEnum):
+    tcx = "tcx"
+    fit = "fit"
+    csv = "csv"
+
+
+OutOption = Annotated[
+    Path | None,
+    typer.Option("--out", "-o", metavar="FILE", help="Where to write it ('-': standard output)."),
+]
+
+
+def _which_session(command: str, flag: str, which: str) -> str:
+    """`last` or a session number, else a usage error."""
+    from retro_ftms.export.load import LAST  # noqa: PLC0415
+
+    if which != LAST and not (which.isascii() and which.isdigit() and int(which) > 0):
+        raise _usage_error(
+            command, f"{flag} {which!r}: a session number (see 'retro-ftms history') or {LAST}"
+        )
+    return which
+
+
+@contextlib.contextmanager
+def _recorded(
+    command: str, person: str | None, history: Path | None, config: Path | None
+) -> Iterator[tuple[str, HistoryStore]]:
+    """The person's name and their history, which must exist: nothing recorded is a one-line error."""
+    app_config = _load_config(command, config)
+    who = _person(command, person, app_config)
+    path = _history_path(command, history, False, app_config)
+    assert path is not None
+    if not path.exists():
+        raise _fail(EXIT_USAGE, f"no sessions recorded for {who} yet ({path} does not exist)")
+    with _history(path) as store:
+        yield who, store
+
+
+def _write_out(command: str, out: Path, data: bytes) -> None:
+    """`data` to the file `out` (or standard output for '-'); a file that cannot be written is exit 2."""
+    if str(out) == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    if out.is_dir():
+        raise _usage_error(command, f"--out {out}: a folder, not a file")
+    try:
+        out.write_bytes(data)
+    except OSError as error:
+        raise _fail(EXIT_USAGE, f"--out {out}: {error.strerror or error}") from None
+
+
+def _recorded_session(command: str, store: HistoryStore, who: str, which: str) -> RecordedSession:
+    from retro_ftms.export.load import NoSuchSessionError, recorded_session, session_id_of  # noqa: PLC0415
+
+    try:
+        return recorded_session(store, who, session_id_of(store, who, which))
+    except NoSuchSessionError as error:
+        raise _fail(EXIT_USAGE, str(error)) from None
+
+
+@app.command("export")
+def export_command(
+    session: Annotated[
+        str,
+        typer.Argument(metavar="SESSION|last", help="A session number from 'retro-ftms history', or last."),
+    ],
+    *,
+    fmt: Annotated[
+        ExportFormatChoice,
+        typer.Option(
+            "--format",
+            case_sensitive=False,
+            help="tcx (Strava, Garmin Connect, intervals.icu), fit (walking on a treadmill, for Garmin "
+            "Connect and Strava) or csv (one row a second, for a spreadsheet).",
+        ),
+    ],
+    out: OutOption = None,
+    person: PersonOption = None,
+    history: HistoryOption = None,
+    config: ConfigOption = None,
+    verbose: VerboseOption = 0,
+) -> None:
+    """Export a recorded session as a TCX, FIT or CSV file, for Strava, Garmin Connect or a spreadsheet.
+
+    Every second of the session: time, distance, speed and heart rate when a strap was worn (FIT and CSV
+    also the incline); one lap a program step. The file is session-N.FORMAT unless --out says otherwise.
+    """
+    from retro_ftms.export import export  # noqa: PLC0415
+
+    _Logging.setup(verbose)
+    which = _which_session("export", "SESSION", session)
+    with _recorded("export", person, history, config) as (who, store):
+        recorded = _recorded_session("export", store, who, which)
+    try:
+        data = export(recorded, fmt.value)
+    except ValueError as error:
+        raise _fail(EXIT_USAGE, str(error)) from None
+    target = out or Path(f"session-{recorded.session_id}.{fmt.value}")
+    _write_out("export", target, data)
+    if str(target) != "-":
+        typer.echo(
+            f"wrote {target}: session {recorded.session_id} of {who}, {len(recorded.samples)} s", err=True
+        )
+
+
+@app.command("report")
+def report_command(
+    *,
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", metavar="FILE", help="The PNG to write ('-': standard output)."),
+    ] = Path("retro-ftms-report.png"),
+    session: Annotated[
+        str,
+        typer.Option(
+            "--session",
+            metavar="ID|last",
+            help="The session drawn against time: a number from 'retro-ftms history', or last.",
+        ),
+    ] = "last",
+    person: PersonOption = None,
+    history: HistoryOption = None,
+    config: ConfigOption = None,
+    verbose: VerboseOption = 0,
+) -> None:
+    """Draw a person's course and one session as a PNG, and a compact chart in the terminal.
+
+    The course: minutes walked per session, top speed and knee pain (0-10) over the weeks. The session:
+    speed, incline and heart rate against time, with each program step and any safety stop marked.
+    """
+    _Logging.setup(verbose)
+    which = _which_session("report", "--session", session)
+    with _recorded("report", person, history, config) as (who, store):
+        course = store.past_sessions(who)
+        if not course:
+            raise _fail(EXIT_USAGE, f"no sessions recorded for {who} yet")
+        recorded = _recorded_session("report", store, who, which)
+    from retro_ftms.report import course_chart, render_png, session_chart  # noqa: PLC0415
+
+    _write_out("report", out, render_png(person=who, course=course, session=recorded))
+    from rich.console import Console  # noqa: PLC0415
+
+    # With the PNG on standard output, the chart goes to standard error.
+    console = Console(highlight=False, stderr=str(out) == "-")
+    for line in [*course_chart(course), "", *session_chart(recorded)]:
+        console.print(line, markup=False, highlight=False)
+    if str(out) != "-":
+        console.print(f"wrote {out}", markup=False, highlight=False)
 
 
 def main() -> None:
