@@ -56,7 +56,7 @@ def course_chart(course: Sequence[CoursePoint], width: int = CHART_WIDTH) -> lis
     pain = "".join(UNKNOWN if p.worst_pain is None else _pain_digit(p.worst_pain) for p in shown)
     first, last = shown[0].started_at, shown[-1].started_at
     return [
-        f"Course: {len(course)} sessions, {first:%d %b} to {last:%d %b}"
+        f"Course: {len(course)} session{'' if len(course) == 1 else 's'}, {first:%d %b} to {last:%d %b}"
         + (f" (the last {width} shown)" if len(course) > width else ""),
         _line("minutes", sparkline(minutes), f"{minutes[0]:.1f} -> {minutes[-1]:.1f}"),
         _line("top speed", sparkline(speeds), f"{speeds[0]:.1f} -> {speeds[-1]:.1f} km/h"),

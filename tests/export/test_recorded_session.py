@@ -141,7 +141,7 @@ def test_report_draws_the_recorded_session(history: Path, tmp_path: Path) -> Non
     width, height = png_size(out.read_bytes())
     assert (width, 800 <= height <= 1200) == (1000, True)  # course (2 panels), session with HR (2)
     assert out.stat().st_size < MAX_PNG_BYTES
-    assert "Course: 1 sessions" in result.output
+    assert "Course: 1 session," in result.output
     assert "x 0." in result.output  # the safety stop, under a minute in
     assert f"wrote {out}" in result.output
 
