@@ -1161,11 +1161,12 @@ def export_command(
         data = export(recorded, fmt.value)
     except ValueError as error:
         raise _fail(EXIT_USAGE, str(error)) from None
-    target = out or Path(f"session-{recorded.session_id}.{fmt.value}")
+    target = out or Path(f"session-{recorded.past.session_id}.{fmt.value}")
     _write_out("export", target, data)
     if str(target) != "-":
         typer.echo(
-            f"wrote {target}: session {recorded.session_id} of {who}, {len(recorded.samples)} s", err=True
+            f"wrote {target}: session {recorded.past.session_id} of {who}, {len(recorded.samples)} s",
+            err=True,
         )
 
 

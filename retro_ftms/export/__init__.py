@@ -1,15 +1,15 @@
 """Exports of one recorded session (edge layer): TCX, FIT and CSV files for Strava, Garmin Connect,
 intervals.icu or a spreadsheet. Pure functions from a `RecordedSession` to bytes; the CLI writes them."""
 
-from retro_ftms.export.model import FORMATS, ExportFormat, RecordedSession, SafetyMark, SampleRow
+from retro_ftms.export.model import FORMATS, ExportFormat, RecordedSession
 
-__all__ = ["FORMATS", "ExportFormat", "RecordedSession", "SafetyMark", "SampleRow", "export"]
+__all__ = ["FORMATS", "ExportFormat", "RecordedSession", "export"]
 
 
 def export(session: RecordedSession, fmt: ExportFormat) -> bytes:
     """The session as a file of format `fmt` (ValueError without samples: there is nothing to import)."""
     if not session.samples:
-        raise ValueError(f"session {session.session_id} has no samples to export")
+        raise ValueError(f"session {session.past.session_id} has no samples to export")
     if fmt == "tcx":
         from retro_ftms.export.tcx import to_tcx  # noqa: PLC0415
 

@@ -92,8 +92,8 @@ def to_fit(session: RecordedSession) -> bytes:
     file_id.type = FileType.ACTIVITY
     file_id.manufacturer = Manufacturer.DEVELOPMENT.value
     file_id.product = 0
-    file_id.serial_number = session.session_id
-    file_id.time_created = round(session.started_at.timestamp()) * MS_PER_S
+    file_id.serial_number = session.past.session_id
+    file_id.time_created = round(session.past.started_at.timestamp()) * MS_PER_S
     builder.add(file_id)
     builder.add(_event(start_ms, EventType.START))
 
@@ -132,7 +132,7 @@ def to_fit(session: RecordedSession) -> bytes:
     activity.type = Activity.MANUAL
     activity.event = Event.ACTIVITY
     activity.event_type = EventType.STOP
-    offset = session.started_at.utcoffset()
+    offset = session.past.started_at.utcoffset()
     local_s = end_ms // MS_PER_S + round(offset.total_seconds() if offset else 0)
     activity.local_timestamp = local_s - FIT_EPOCH_UNIX_S  # fit-tool converts timestamps, not this one
     builder.add(activity)

@@ -1,64 +1,21 @@
-"""A recorded session read from the history, for an export or the report.
-
-The history store is read through `HistoryReader`, the part of `retro_ftms.history.HistoryStore` used
-here, so that the exporters and their tests need no database.
-"""
+"""A recorded session read from the history, for an export or the report."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import Final
 
-from retro_ftms.export.model import RecordedSession, SafetyMark, SampleRow
+from retro_ftms.export.model import RecordedSession
+from retro_ftms.history.store import HistoryStore
 
 LAST: Final = "last"
-
-
-class PastLike(Protocol):
-    """What a past session (`retro_ftms.course.past.PastSession`) says of how it went."""
-
-    @property
-    def session_id(self) -> int: ...
-    @property
-    def started_at(self) -> datetime: ...
-    @property
-    def person(self) -> str: ...
-    @property
-    def program(self) -> str: ...
-    @property
-    def simulated(self) -> bool: ...
-    @property
-    def outcome(self) -> str: ...
-    @property
-    def reason(self) -> str | None: ...
-
-
-class SafetyLike(Protocol):
-    @property
-    def t_s(self) -> float: ...
-    @property
-    def reason(self) -> str: ...
-    @property
-    def action(self) -> str: ...
-
-
-class HistoryReader(Protocol):
-    """The reading side of the history store."""
-
-    def past_sessions(self, person: str, course: str | None = None) -> Sequence[PastLike]: ...
-    def session_samples(self, session_id: int) -> Sequence[SampleRow]: ...
-    def safety_events(self, session_id: int) -> Sequence[SafetyLike]: ...
-    def session_row(self, session_id: int) -> Mapping[str, Any] | None: ...
-    def last_session_id(self, person: str) -> int | None: ...
 
 
 class NoSuchSessionError(LookupError):
     """The person has no such session (or none at all): the message says which."""
 
 
-def session_id_of(store: HistoryReader, person: str, which: str) -> int:
+def session_id_of(store: HistoryStore, person: str, which: str) -> int:
     """The id `which` names for `person`: a number, or `last` (NoSuchSessionError when there is none)."""
     if which == LAST:
         last = store.last_session_id(person)
@@ -68,22 +25,17 @@ def session_id_of(store: HistoryReader, person: str, which: str) -> int:
     return int(which)
 
 
-def recorded_session(store: HistoryReader, person: str, session_id: int) -> RecordedSession:
-    """The person's session `session_id` with its samples, safety events and step names."""
+def recorded_session(store: HistoryStore, person: str, session_id: int) -> RecordedSession:
+    """The person's session `session_id` with its samples, safety events and step names (another
+    person's session is not theirs to export: NoSuchSessionError)."""
     past = next((p for p in store.past_sessions(person) if p.session_id == session_id), None)
     if past is None:
         raise NoSuchSessionError(f"{person} has no session {session_id} (see 'retro-ftms history')")
     row = store.session_row(session_id) or {}
     return RecordedSession(
-        session_id=session_id,
-        started_at=past.started_at,
-        person=past.person,
-        program=past.program,
-        simulated=past.simulated,
-        outcome=past.outcome,
-        reason=past.reason,
+        past=past,
         samples=store.session_samples(session_id),
-        safety=[SafetyMark(e.t_s, e.reason, e.action) for e in store.safety_events(session_id)],
+        safety=store.safety_events(session_id),
         step_names=_step_names(row.get("program_json")),
     )
 

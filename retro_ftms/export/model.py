@@ -1,69 +1,43 @@
-"""What an export reads of a session: its start, its one-a-second samples, and how it ended.
-
-The samples are read structurally (`SampleRow`) so that the exporters stay pure and a test can hand them
-rows built by hand; the history store's `Sample` is one.
-"""
+"""What an export reads of a session: its start, its one-a-second samples (the history store's), and how
+it ended."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final, Literal, Protocol
+from typing import Final, Literal
+
+from retro_ftms.course.past import PastSession
+from retro_ftms.history.store import SafetyRecord, Sample
 
 ExportFormat = Literal["tcx", "fit", "csv"]
 FORMATS: Final[tuple[ExportFormat, ...]] = ("tcx", "fit", "csv")
 KMH_PER_MS: Final = 3.6  # km/h in one m/s: the files carry metres per second
 
 
-class SampleRow(Protocol):
-    """One second of a session (the history store's `Sample`): `t_s` is seconds since the start."""
-
-    @property
-    def t_s(self) -> float: ...
-    @property
-    def speed_kmh(self) -> float: ...
-    @property
-    def incline_pct(self) -> float: ...
-    @property
-    def distance_m(self) -> float: ...
-    @property
-    def hr_bpm(self) -> int | None: ...
-    @property
-    def step_index(self) -> int | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class SafetyMark:
-    """A safety event of the session at `t_s` seconds: its trigger and what the guard did (`stop`, ...)."""
-
-    t_s: float
-    reason: str
-    action: str
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RecordedSession:
-    """A session as the history recorded it. `started_at` carries its zone (the files are in UTC)."""
+    """A past session with what the history recorded during it: its samples, its safety events and the
+    names of its program's steps. `past.started_at` carries its zone (the files are in UTC)."""
 
-    session_id: int
-    started_at: datetime
-    person: str
-    program: str
-    simulated: bool
-    outcome: str
-    reason: str | None
-    samples: Sequence[SampleRow]
-    safety: Sequence[SafetyMark] = ()
+    past: PastSession
+    samples: Sequence[Sample]
+    safety: Sequence[SafetyRecord] = ()
     step_names: Sequence[str | None] = ()
 
     def __post_init__(self) -> None:
-        if self.started_at.tzinfo is None:
+        if self.past.started_at.tzinfo is None:
             raise ValueError("started_at must carry its time zone")
+
+    @property
+    def ending(self) -> str:
+        """How it ended, e.g. `completed` or `stopped (pain)`."""
+        return self.past.outcome + (f" ({self.past.reason})" if self.past.reason else "")
 
     def wall_time(self, t_s: float) -> datetime:
         """The wall-clock moment of `t_s` seconds into the session."""
-        return self.started_at + timedelta(seconds=t_s)
+        return self.past.started_at + timedelta(seconds=t_s)
 
     def step_name(self, index: int) -> str:
         """The program step's name, else `step N` (counted from 1 as the person reads it)."""
@@ -79,7 +53,7 @@ class Lap:
     """
 
     step_index: int | None
-    samples: Sequence[SampleRow]
+    samples: Sequence[Sample]
     elapsed_s: float
     distance_m: float
 
@@ -100,9 +74,9 @@ class Lap:
         return [s.hr_bpm for s in self.samples if s.hr_bpm is not None]
 
 
-def laps(samples: Sequence[SampleRow]) -> list[Lap]:
+def laps(samples: Sequence[Sample]) -> list[Lap]:
     """The samples cut where the program step changes (one lap a step; none without samples)."""
-    groups: list[list[SampleRow]] = []
+    groups: list[list[Sample]] = []
     for sample in samples:
         if groups and groups[-1][-1].step_index == sample.step_index:
             groups[-1].append(sample)

@@ -83,9 +83,9 @@ def _lap(activity: ET.Element, session: RecordedSession, lap: Lap) -> None:
 
 
 def _notes(session: RecordedSession) -> str:
-    ending = session.outcome + (f" ({session.reason})" if session.reason else "")
-    where = "on the simulator" if session.simulated else "on the treadmill"
-    return f"retro-ftms session {session.session_id}: {session.program}, backward walking {where}; {ending}"
+    past = session.past
+    where = "on the simulator" if past.simulated else "on the treadmill"
+    return f"retro-ftms session {past.session_id}: {past.program}, backward walking {where}; {session.ending}"
 
 
 def to_tcx(session: RecordedSession) -> bytes:
@@ -96,7 +96,7 @@ def to_tcx(session: RecordedSession) -> bytes:
     )
     activity = _sub(_sub(root, "Activities"), "Activity")
     activity.set("Sport", SPORT)
-    _sub(activity, "Id", utc_text(session.started_at))
+    _sub(activity, "Id", utc_text(session.past.started_at))
     for lap in laps(session.samples):
         _lap(activity, session, lap)
     _sub(activity, "Notes", _notes(session))

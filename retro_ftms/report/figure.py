@@ -15,8 +15,9 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
+from retro_ftms.course.past import PastSession
 from retro_ftms.export.model import RecordedSession
-from retro_ftms.report.model import PAIN_ACCEPTABLE_MAX, PAIN_SAFE_MAX, PAIN_SCALE_MAX, CoursePoint
+from retro_ftms.report.model import PAIN_ACCEPTABLE_MAX, PAIN_SAFE_MAX, PAIN_SCALE_MAX
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -48,7 +49,7 @@ PAIN_MARKERS: Final = (
 )
 
 
-def render_png(*, person: str, course: Sequence[CoursePoint], session: RecordedSession | None) -> bytes:
+def render_png(*, person: str, course: Sequence[PastSession], session: RecordedSession | None) -> bytes:
     """The report's PNG bytes (ValueError when there is neither a course nor a session to show)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
     from matplotlib.figure import Figure  # noqa: PLC0415
@@ -68,7 +69,7 @@ def render_png(*, person: str, course: Sequence[CoursePoint], session: RecordedS
     figure.suptitle(f"retro-ftms report: {person}", fontsize=14, fontweight="bold")
     axes = list(figure.subplots(panels, 1, squeeze=False)[:, 0])
     if course:
-        _minutes_and_speed(axes.pop(0), course, None if session is None else session.session_id)
+        _minutes_and_speed(axes.pop(0), course, None if session is None else session.past.session_id)
         _pain(axes.pop(0), course)
     if session is not None and session.samples:
         _session_speed(axes.pop(0), session)
@@ -79,14 +80,14 @@ def render_png(*, person: str, course: Sequence[CoursePoint], session: RecordedS
     return out.getvalue()
 
 
-def _date_ticks(ax: Axes, course: Sequence[CoursePoint]) -> None:
+def _date_ticks(ax: Axes, course: Sequence[PastSession]) -> None:
     step = max(1, -(-len(course) // MAX_DATE_TICKS))
     ticks = list(range(0, len(course), step))
     ax.set_xticks(ticks, [f"{course[i].started_at:%d %b}\n#{course[i].session_id}" for i in ticks])
     ax.set_xlim(-0.6, len(course) - 0.4)
 
 
-def _minutes_and_speed(ax: Axes, course: Sequence[CoursePoint], shown: int | None) -> None:
+def _minutes_and_speed(ax: Axes, course: Sequence[PastSession], shown: int | None) -> None:
     """Bars of minutes walked, the session shown below outlined in black; the top speed as a line."""
     positions = range(len(course))
     colours = [OUTCOME_COLOURS.get(p.outcome, OTHER_OUTCOME_COLOUR) for p in course]
@@ -116,7 +117,7 @@ def _minutes_and_speed(ax: Axes, course: Sequence[CoursePoint], shown: int | Non
     )
 
 
-def _pain(ax: Axes, course: Sequence[CoursePoint]) -> None:
+def _pain(ax: Axes, course: Sequence[PastSession]) -> None:
     ax.axhspan(0, PAIN_SAFE_MAX + 0.5, color="#c8e6c9", zorder=0)
     ax.axhspan(PAIN_SAFE_MAX + 0.5, PAIN_ACCEPTABLE_MAX + 0.5, color="#fff3c4", zorder=0)
     ax.axhspan(PAIN_ACCEPTABLE_MAX + 0.5, PAIN_SCALE_MAX + 0.5, color="#ffcdd2", zorder=0)
@@ -223,9 +224,12 @@ def _marks(ax: Axes, session: RecordedSession, *, labels: bool) -> None:
         ax.axvspan(start, end, color="#9e9e9e", alpha=0.25, linewidth=0)
     low, high = _x_range(session)
     marks = [(m.t_s, f"{m.action}: {m.reason}") for m in session.safety]
-    if session.outcome != "completed" and not session.safety:
+    if session.past.outcome != "completed" and not session.safety:
         marks.append(
-            (session.samples[-1].t_s, session.outcome + (f": {session.reason}" if session.reason else ""))
+            (
+                session.samples[-1].t_s,
+                session.ending,
+            )
         )
     for row, (t_s, text) in enumerate(marks):
         x = t_s / SECONDS_PER_MINUTE
@@ -250,10 +254,9 @@ def _legend(ax: Axes, session: RecordedSession, *, stopped: bool) -> None:
 
 
 def _session_title(session: RecordedSession) -> str:
-    when = session.started_at.strftime("%a %d %b %Y %H:%M")
-    ending = session.outcome + (f" ({session.reason})" if session.reason else "")
-    where = ", simulator" if session.simulated else ""
-    return f"Session {session.session_id}, {when}: {session.program}{where}, {ending}"
+    when = session.past.started_at.strftime("%a %d %b %Y %H:%M")
+    where = ", simulator" if session.past.simulated else ""
+    return f"Session {session.past.session_id}, {when}: {session.past.program}{where}, {session.ending}"
 
 
 def _session_speed(ax: Axes, session: RecordedSession) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from retro_ftms.export.model import RecordedSession, SampleRow
-from retro_ftms.report.model import CoursePoint
+from retro_ftms.course.past import PastSession
+from retro_ftms.export.model import RecordedSession
+from retro_ftms.history.store import Sample
 
 BARS: Final = "▁▂▃▄▅▆▇█"
 CHART_WIDTH: Final = 48  # columns of a sparkline: with its label and figures, fits 80 columns
@@ -46,7 +47,7 @@ def _line(label: str, chart: str, note: str) -> str:
     return f"{label:<{LABEL_WIDTH}}{chart}  {note}"
 
 
-def course_chart(course: Sequence[CoursePoint], width: int = CHART_WIDTH) -> list[str]:
+def course_chart(course: Sequence[PastSession], width: int = CHART_WIDTH) -> list[str]:
     """Minutes, top speed and worst pain of the last `width` sessions, oldest on the left."""
     shown = course[-width:]
     if not shown:
@@ -73,7 +74,7 @@ def session_chart(session: RecordedSession, width: int = CHART_WIDTH) -> list[st
     row marking step starts and safety events."""
     samples = session.samples
     if not samples:
-        return [f"Session {session.session_id}: no samples"]
+        return [f"Session {session.past.session_id}: no samples"]
     start = samples[0].t_s
     span_s = max([samples[-1].t_s, *(m.t_s for m in session.safety)]) - start
     columns = max(1, min(width, round(span_s) + 1))
@@ -81,11 +82,11 @@ def session_chart(session: RecordedSession, width: int = CHART_WIDTH) -> list[st
     def column(t_s: float) -> int:
         return min(columns - 1, int((t_s - start) / max(span_s, 1.0) * columns))
 
-    buckets: list[list[SampleRow]] = [[] for _ in range(columns)]
+    buckets: list[list[Sample]] = [[] for _ in range(columns)]
     for sample in samples:
         buckets[column(sample.t_s)].append(sample)
 
-    def line(values: Callable[[SampleRow], float | None]) -> str:
+    def line(values: Callable[[Sample], float | None]) -> str:
         means: list[float | None] = []
         for bucket in buckets:
             known = [v for v in map(values, bucket) if v is not None]
@@ -100,10 +101,9 @@ def session_chart(session: RecordedSession, width: int = CHART_WIDTH) -> list[st
         previous = sample.step_index
     for mark in session.safety:
         marks[column(mark.t_s)] = SAFETY_MARK
-    ending = session.outcome + (f" ({session.reason})" if session.reason else "")
     lines = [
-        f"Session {session.session_id} {session.started_at:%d %b %H:%M}: {session.program}, "
-        f"{span_s / 60:.1f} min, {ending}",
+        f"Session {session.past.session_id} {session.past.started_at:%d %b %H:%M}: {session.past.program}, "
+        f"{span_s / 60:.1f} min, {session.ending}",
         _line("speed", line(lambda s: s.speed_kmh), f"max {max(s.speed_kmh for s in samples):.1f} km/h"),
         _line("incline", line(lambda s: s.incline_pct), f"max {max(s.incline_pct for s in samples):.1f} %"),
     ]

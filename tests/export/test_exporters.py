@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from retro_ftms.export import RecordedSession, export
-from tests.export.samples import START, Row, session, walk
+from retro_ftms.history.store import Sample
+from tests.export.samples import START, past, session, walk
 
 TCD: Final = "{http://www.garmin.com/xmlschemas/TrainingCenterDatabase/v2}"
 TPX: Final = "{http://www.garmin.com/xmlschemas/ActivityExtension/v2}"
@@ -124,7 +125,7 @@ def test_fit_reads_back_any_session(values: list[tuple[float, float, int | None,
     rows, distance = [], 0.0
     for t, (speed, incline, hr, step) in enumerate(values):
         distance += speed / 3.6
-        rows.append(Row(float(t), speed, incline, distance, hr, step))
+        rows.append(Sample(float(t), speed, incline, distance, hr, step))
     _assert_fit_equals(session(rows))
 
 
@@ -212,13 +213,4 @@ def test_a_session_without_samples_is_refused(fmt: str) -> None:
 
 def test_a_start_without_zone_is_refused() -> None:
     with pytest.raises(ValueError, match="time zone"):
-        RecordedSession(
-            session_id=1,
-            started_at=START.replace(tzinfo=None),
-            person="ana",
-            program="p",
-            simulated=True,
-            outcome="completed",
-            reason=None,
-            samples=walk(),
-        )
+        RecordedSession(past=past(started_at=START.replace(tzinfo=None)), samples=walk())

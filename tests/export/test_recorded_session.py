@@ -81,7 +81,7 @@ def test_the_recorded_session_has_heart_rate_steps_and_its_safety_stop(history: 
     assert {s.step_index for s in recorded.samples} >= {0, 1}
     assert recorded.step_name(1) == "Slower"
     assert [(m.reason, m.action) for m in recorded.safety][:1] == [("safety_key", "stop")]
-    assert (recorded.outcome, recorded.reason) == ("stopped", "safety_key")
+    assert recorded.ending == "stopped (safety_key)"
 
 
 def test_fit_export_reads_back_equal_to_the_recorded_samples(history: Path, tmp_path: Path) -> None:

@@ -3,39 +3,23 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Final
 
 import pytest
 
-from retro_ftms.export import SafetyMark
+from retro_ftms.course.past import PastSession
+from retro_ftms.history.store import SafetyRecord
 from retro_ftms.report import course_chart, render_png, session_chart, sparkline
-from tests.export.samples import START, session, walk
+from tests.export.samples import START, past, session, walk
 
 PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 MAX_PNG_BYTES: Final = 150_000  # small enough for the README and an e-mail to a clinician
 
 
-@dataclass(frozen=True, slots=True)
-class Past:
-    """A past session as the course's `PastSession` gives it to the report."""
-
-    session_id: int
-    started_at: datetime
-    outcome: str
-    reason: str | None
-    walked_s: float
-    top_speed_kmh: float
-    pain_before: int | None
-    worst_pain: int | None
-    pain_after: int | None
-    morning_pain: int | None
-
-
-def course(sessions: int = 9) -> list[Past]:
+def course(sessions: int = 9) -> list[PastSession]:
     return [
-        Past(
+        past(
             session_id=i + 1,
             started_at=START + timedelta(days=2 * i),
             outcome="stopped" if i == 4 else "completed",
@@ -64,7 +48,7 @@ def test_course_and_session_make_a_readable_png() -> None:
     data = render_png(
         person="ana",
         course=course(),
-        session=session(safety=[SafetyMark(350.0, "data_timeout", "stop")], outcome="stopped"),
+        session=session(safety=[SafetyRecord(350.0, "data_timeout", "stop")], reason="data_timeout"),
     )
     width, height = png_size(data)
     assert width == 1000
@@ -94,7 +78,7 @@ def test_terminal_charts_mark_steps_safety_events_and_unknown_pain() -> None:
     lines = course_chart(course())
     assert lines[0].startswith("Course: 9 sessions")
     assert lines[3].split()[2] == "34?345345"
-    recorded = session(safety=[SafetyMark(350.0, "data_timeout", "stop")])
+    recorded = session(safety=[SafetyRecord(350.0, "data_timeout", "stop")])
     chart = session_chart(recorded)
     marks = chart[-2]
     assert marks.count("|") == 4  # three steps, and the legend's
