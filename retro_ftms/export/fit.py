@@ -8,6 +8,7 @@ wall-clock second.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -42,7 +43,9 @@ MAX_HR_BPM: Final = 254
 
 
 def _ms(session: RecordedSession, t_s: float) -> int:
-    return round(session.wall_time(t_s).timestamp()) * MS_PER_S
+    # Down to the whole second, the same way for every sample: rounding half to even would file two samples
+    # half a second apart from a start at .5 s in the same second.
+    return math.floor(session.wall_time(t_s).timestamp()) * MS_PER_S
 
 
 def _usable_hr(bpm: int | None) -> bool:
@@ -93,7 +96,7 @@ def to_fit(session: RecordedSession) -> bytes:
     file_id.manufacturer = Manufacturer.DEVELOPMENT.value
     file_id.product = 0
     file_id.serial_number = session.past.session_id
-    file_id.time_created = round(session.past.started_at.timestamp()) * MS_PER_S
+    file_id.time_created = math.floor(session.past.started_at.timestamp()) * MS_PER_S
     builder.add(file_id)
     builder.add(_event(start_ms, EventType.START))
 

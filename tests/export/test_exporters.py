@@ -5,7 +5,10 @@ csv module."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import itertools
+import math
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -71,7 +74,7 @@ def _assert_fit_equals(recorded: RecordedSession) -> None:
     records = [_fields(m) for m in messages if m.name == "record"]
     assert len(records) == len(recorded.samples)
     for sample, record in zip(recorded.samples, records, strict=True):
-        expected = datetime.fromtimestamp(round(recorded.wall_time(sample.t_s).timestamp()), UTC)
+        expected = datetime.fromtimestamp(math.floor(recorded.wall_time(sample.t_s).timestamp()), UTC)
         assert record["timestamp"] == expected
         assert record["distance"] == pytest.approx(sample.distance_m, abs=DISTANCE_RESOLUTION_M)
         assert record["speed"] == pytest.approx(sample.speed_kmh / 3.6, abs=SPEED_RESOLUTION_MS)
@@ -98,6 +101,14 @@ def test_fit_records_equal_the_samples_and_say_walking_on_a_treadmill() -> None:
     assert len(laps) == summary["num_laps"] == 4
     assert sum(lap["total_distance"] for lap in laps) == pytest.approx(summary["total_distance"], abs=0.05)
     assert laps[2]["max_speed"] == pytest.approx(2.4 / 3.6, abs=SPEED_RESOLUTION_MS)
+
+
+def test_fit_files_each_second_once_from_a_start_at_half_a_second() -> None:
+    recorded = dataclasses.replace(session(), past=past(started_at=START.replace(microsecond=500000)))
+    _assert_fit_equals(recorded)
+    messages = _fit_messages(export(recorded, "fit"))
+    stamps = [_fields(m)["timestamp"] for m in messages if m.name == "record"]
+    assert {b - a for a, b in itertools.pairwise(stamps)} == {timedelta(seconds=1)}
 
 
 def test_fit_without_heart_rate_has_no_heart_rate_anywhere() -> None:
