@@ -52,8 +52,10 @@ TRACKPOINT_ORDER: Final = (
     "SensorState",
     "Extensions",
 )
-DISTANCE_RESOLUTION_M: Final = 0.005  # both files keep centimetres
-SPEED_RESOLUTION_MS: Final = 0.0005  # both files keep millimetres per second
+# Both files keep centimetres and millimetres per second, rounded: half of that, and a hair for float error.
+DISTANCE_TOLERANCE_M: Final = 0.0051
+SPEED_TOLERANCE_MS: Final = 0.00051
+GRADE_TOLERANCE_PCT: Final = 0.0051  # FIT's grade: hundredths of a percent
 
 
 def _wall(t_s: float) -> datetime:
@@ -76,9 +78,9 @@ def _assert_fit_equals(recorded: RecordedSession) -> None:
     for sample, record in zip(recorded.samples, records, strict=True):
         expected = datetime.fromtimestamp(math.floor(recorded.wall_time(sample.t_s).timestamp()), UTC)
         assert record["timestamp"] == expected
-        assert record["distance"] == pytest.approx(sample.distance_m, abs=DISTANCE_RESOLUTION_M)
-        assert record["speed"] == pytest.approx(sample.speed_kmh / 3.6, abs=SPEED_RESOLUTION_MS)
-        assert record["grade"] == pytest.approx(sample.incline_pct, abs=0.005)
+        assert record["distance"] == pytest.approx(sample.distance_m, abs=DISTANCE_TOLERANCE_M)
+        assert record["speed"] == pytest.approx(sample.speed_kmh / 3.6, abs=SPEED_TOLERANCE_MS)
+        assert record["grade"] == pytest.approx(sample.incline_pct, abs=GRADE_TOLERANCE_PCT)
         assert record.get("heart_rate") == sample.hr_bpm
 
 
@@ -100,7 +102,7 @@ def test_fit_records_equal_the_samples_and_say_walking_on_a_treadmill() -> None:
     # Before the first Start (no step), then warm-up, walk, cool-down: one lap each.
     assert len(laps) == summary["num_laps"] == 4
     assert sum(lap["total_distance"] for lap in laps) == pytest.approx(summary["total_distance"], abs=0.05)
-    assert laps[2]["max_speed"] == pytest.approx(2.4 / 3.6, abs=SPEED_RESOLUTION_MS)
+    assert laps[2]["max_speed"] == pytest.approx(2.4 / 3.6, abs=SPEED_TOLERANCE_MS)
 
 
 def test_fit_files_each_second_once_from_a_start_at_half_a_second() -> None:
@@ -164,11 +166,11 @@ def test_tcx_trackpoints_equal_the_samples() -> None:
         assert time_text.endswith("Z")
         assert datetime.fromisoformat(time_text) == recorded.wall_time(sample.t_s)
         distance = float(point.findtext(f"{TCD}DistanceMeters") or "nan")
-        assert distance == pytest.approx(sample.distance_m, abs=DISTANCE_RESOLUTION_M)
+        assert distance == pytest.approx(sample.distance_m, abs=DISTANCE_TOLERANCE_M)
         hr = point.findtext(f"{TCD}HeartRateBpm/{TCD}Value")
         assert (None if hr is None else int(hr)) == sample.hr_bpm
         speed = float(point.findtext(f"{TCD}Extensions/{TPX}TPX/{TPX}Speed") or "nan")
-        assert speed == pytest.approx(sample.speed_kmh / 3.6, abs=SPEED_RESOLUTION_MS)
+        assert speed == pytest.approx(sample.speed_kmh / 3.6, abs=SPEED_TOLERANCE_MS)
 
 
 def test_tcx_follows_the_schema_structure_with_lap_totals() -> None:
