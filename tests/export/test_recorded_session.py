@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import math
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -24,7 +25,7 @@ from retro_ftms.events import CheckinEvent
 from retro_ftms.export.load import recorded_session
 from retro_ftms.history import HistoryStore, Sample
 from tests import harness
-from tests.export.test_exporters import TCD, TPX
+from tests.export.test_exporters import DISTANCE_TOLERANCE_M, SPEED_TOLERANCE_MS, TCD, TPX
 from tests.export.test_report import MAX_PNG_BYTES, png_size
 from tests.harness import QuietUI
 
@@ -93,9 +94,9 @@ def test_fit_export_reads_back_equal_to_the_recorded_samples(history: Path, tmp_
     assert len(records) == len(samples)
     for sample, record in zip(samples, records, strict=True):
         moment = started_at.timestamp() + sample.t_s
-        assert record["timestamp"] == datetime.fromtimestamp(round(moment), UTC)
-        assert record["distance"] == pytest.approx(sample.distance_m, abs=0.005)
-        assert record["speed"] == pytest.approx(sample.speed_kmh / 3.6, abs=0.0005)
+        assert record["timestamp"] == datetime.fromtimestamp(math.floor(moment), UTC)
+        assert record["distance"] == pytest.approx(sample.distance_m, abs=DISTANCE_TOLERANCE_M)
+        assert record["speed"] == pytest.approx(sample.speed_kmh / 3.6, abs=SPEED_TOLERANCE_MS)
         assert record.get("heart_rate") == sample.hr_bpm
     (summary,) = [{f.name: f.value for f in m.fields} for m in messages if m.name == "session"]
     assert (summary["sport"], summary["sub_sport"]) == ("walking", "treadmill")
@@ -110,12 +111,12 @@ def test_tcx_export_reads_back_equal_to_the_recorded_samples(history: Path, tmp_
         moment = datetime.fromisoformat(point.findtext(f"{TCD}Time") or "")
         assert moment.timestamp() == pytest.approx(started_at.timestamp() + sample.t_s, abs=0.001)
         assert float(point.findtext(f"{TCD}DistanceMeters") or "nan") == pytest.approx(
-            sample.distance_m, abs=0.005
+            sample.distance_m, abs=DISTANCE_TOLERANCE_M
         )
         hr = point.findtext(f"{TCD}HeartRateBpm/{TCD}Value")
         assert (None if hr is None else int(hr)) == sample.hr_bpm
         speed = float(point.findtext(f"{TCD}Extensions/{TPX}TPX/{TPX}Speed") or "nan")
-        assert speed == pytest.approx(sample.speed_kmh / 3.6, abs=0.0005)
+        assert speed == pytest.approx(sample.speed_kmh / 3.6, abs=SPEED_TOLERANCE_MS)
 
 
 def test_csv_export_reads_back_equal_to_the_recorded_samples(history: Path, tmp_path: Path) -> None:
