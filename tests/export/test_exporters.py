@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import fitdecode
+import garmin_fit_sdk
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -71,9 +72,7 @@ def _fields(message: fitdecode.FitDataMessage) -> dict[str, Any]:
     return {field.name: field.value for field in message.fields}
 
 
-def _assert_fit_equals(recorded: RecordedSession) -> None:
-    messages = _fit_messages(export(recorded, "fit"))
-    records = [_fields(m) for m in messages if m.name == "record"]
+def _assert_records_equal(recorded: RecordedSession, records: list[dict[str, Any]]) -> None:
     assert len(records) == len(recorded.samples)
     for sample, record in zip(recorded.samples, records, strict=True):
         expected = datetime.fromtimestamp(math.floor(recorded.wall_time(sample.t_s).timestamp()), UTC)
@@ -82,6 +81,25 @@ def _assert_fit_equals(recorded: RecordedSession) -> None:
         assert record["speed"] == pytest.approx(sample.speed_kmh / 3.6, abs=SPEED_TOLERANCE_MS)
         assert record["grade"] == pytest.approx(sample.incline_pct, abs=GRADE_TOLERANCE_PCT)
         assert record.get("heart_rate") == sample.hr_bpm
+
+
+def _assert_fit_equals(recorded: RecordedSession) -> None:
+    messages = _fit_messages(export(recorded, "fit"))
+    _assert_records_equal(recorded, [_fields(m) for m in messages if m.name == "record"])
+
+
+def test_garmins_own_fit_sdk_reads_the_file_whole_and_equal() -> None:
+    """The FIT SDK's decoder (Garmin's, what Garmin Connect's import is built on) finds no error."""
+    recorded = session()
+    data = bytearray(export(recorded, "fit"))
+    assert garmin_fit_sdk.Decoder(garmin_fit_sdk.Stream.from_byte_array(data)).check_integrity()
+    messages, errors = garmin_fit_sdk.Decoder(garmin_fit_sdk.Stream.from_byte_array(data)).read()
+    assert errors == []
+    assert messages["file_id_mesgs"][0]["type"] == "activity"
+    (summary,) = messages["session_mesgs"]
+    assert (summary["sport"], summary["sub_sport"]) == ("walking", "treadmill")
+    assert len(messages["activity_mesgs"]) == 1
+    _assert_records_equal(recorded, messages["record_mesgs"])
 
 
 def test_fit_records_equal_the_samples_and_say_walking_on_a_treadmill() -> None:
