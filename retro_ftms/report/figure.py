@@ -26,6 +26,7 @@ WIDTH_IN: Final = 10.0
 PANEL_HEIGHT_IN: Final = 2.4
 TITLE_HEIGHT_IN: Final = 0.6
 DPI: Final = 100  # 1000 px wide: readable on a screen and in a printed page, under 150 KB
+MIN_COURSE_SLOTS: Final = 6  # room for this many sessions at least: a first session is no wall of colour
 MAX_DATE_TICKS: Final = 12  # more date labels than this overlap at this width
 SECONDS_PER_MINUTE: Final = 60.0
 OUTCOME_COLOURS: Final = {"completed": "#4c72b0", "stopped": "#dd8452", "error": "#8c8c8c"}
@@ -84,7 +85,7 @@ def _date_ticks(ax: Axes, course: Sequence[PastSession]) -> None:
     step = max(1, -(-len(course) // MAX_DATE_TICKS))
     ticks = list(range(0, len(course), step))
     ax.set_xticks(ticks, [f"{course[i].started_at:%d %b}\n#{course[i].session_id}" for i in ticks])
-    ax.set_xlim(-0.6, len(course) - 0.4)
+    ax.set_xlim(-0.6, max(len(course), MIN_COURSE_SLOTS) - 0.4)
 
 
 def _minutes_and_speed(ax: Axes, course: Sequence[PastSession], shown: int | None) -> None:
