@@ -13,7 +13,7 @@ import io
 import itertools
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from retro_ftms.course.past import PastSession
 from retro_ftms.export.model import RecordedSession
@@ -42,6 +42,14 @@ GAP_S: Final = 2.5
 X_MARGIN: Final = 0.015  # of the time span, on the right: a stop at the very end stays visible
 LABEL_TOP: Final = 0.82  # axes fraction of the first safety label, under the step names
 LABEL_ROW: Final = 0.14  # the next label one row lower
+# Course legends sit above their panel, right of its title, clear of the bars and answers.
+ABOVE_RIGHT: Final[dict[str, Any]] = {
+    "loc": "lower right",
+    "bbox_to_anchor": (1.0, 1.0),
+    "fontsize": 8,
+    "frameon": False,
+    "borderaxespad": 0.1,
+}
 PAIN_MARKERS: Final = (
     ("pain_before", "before", "o", 25, -0.24),
     ("worst_pain", "worst during", "v", 60, -0.08),
@@ -112,9 +120,8 @@ def _minutes_and_speed(ax: Axes, course: Sequence[PastSession], shown: int | Non
     ended = sorted({p.outcome for p in course})
     ax.legend(
         handles=[Patch(color=OUTCOME_COLOURS.get(o, OTHER_OUTCOME_COLOUR), label=o) for o in ended],
-        loc="upper left",
-        fontsize=8,
-        frameon=False,
+        **ABOVE_RIGHT,
+        ncols=len(ended),
     )
 
 
@@ -146,7 +153,7 @@ def _pain(ax: Axes, course: Sequence[PastSession]) -> None:
     ax.set_ylabel("knee pain (0-10)")
     ax.set_title("Pain: 0-3 safe, 4-5 acceptable, above 5 step back", loc="left", fontsize=11)
     _date_ticks(ax, course)
-    ax.legend(loc="upper left", fontsize=8, ncols=5, frameon=False)
+    ax.legend(**ABOVE_RIGHT, ncols=5)
 
 
 def _series(session: RecordedSession, values: Sequence[float | None]) -> tuple[list[float], list[float]]:
