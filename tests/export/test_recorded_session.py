@@ -135,6 +135,17 @@ def test_csv_export_reads_back_equal_to_the_recorded_samples(history: Path, tmp_
     ] == samples
 
 
+def test_csv_export_to_standard_output(history: Path) -> None:
+    _, samples = samples_of(history)
+    result = invoke(
+        "export", "last", "--format", "csv", "--out", "-", "--history", str(history), "--person", PERSON
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "t_s,time,speed_kmh,incline_pct,distance_m,hr_bpm,step_index"
+    assert len(lines) == 1 + len(samples)
+
+
 def test_report_draws_the_recorded_session(history: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.png"
     result = invoke("report", "--out", str(out), "--history", str(history), "--person", PERSON)
