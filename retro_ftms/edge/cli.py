@@ -1165,7 +1165,7 @@ def export_command(
     _write_out("export", target, data)
     if str(target) != "-":
         typer.echo(
-            f"wrote {target}: session {recorded.past.session_id} of {who}, {len(recorded.samples)} s",
+            f"wrote {target}: session {recorded.past.session_id} of {who}, {len(recorded.samples)} samples",
             err=True,
         )
 
