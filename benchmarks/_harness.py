@@ -53,8 +53,8 @@ from retro_ftms.errors import CodecError
 from retro_ftms.events import CheckinEvent, EventBus
 from retro_ftms.safety.limits import EffectiveLimits, SafetyConfig
 from retro_ftms.session.control import SessionControl
-from retro_ftms.session.runner import SessionResult
 from retro_ftms.session.snapshot import SessionSnapshot, SnapshotTracker
+from retro_ftms.session.timeline import SessionResult
 from simulator.faults import FaultKind, FaultSpec
 from simulator.gatt import DEFAULT_ADDRESS, SimulatedTreadmill
 from simulator.model import SimulatorSettings

@@ -38,8 +38,8 @@ from retro_ftms.events import CheckinEvent, Event, EventBus
 from retro_ftms.safety.guard import STILL_BELOW_KMH
 from retro_ftms.safety.limits import KEYS
 from retro_ftms.session.control import SessionControl
-from retro_ftms.session.runner import SessionResult
 from retro_ftms.session.snapshot import SessionSnapshot, SnapshotTracker
+from retro_ftms.session.timeline import SessionResult
 
 # The time-based triggers at their configurable maxima (see the module docstring).
 TIMING: Final[Mapping[str, float]] = {

@@ -34,8 +34,9 @@ if TYPE_CHECKING:
     from retro_ftms.history.store import SessionStart
     from retro_ftms.program import Program
     from retro_ftms.session.control import SessionControl
-    from retro_ftms.session.runner import SessionResult, SessionRunner
+    from retro_ftms.session.runner import SessionRunner
     from retro_ftms.session.snapshot import SessionSnapshot, SnapshotTracker
+    from retro_ftms.session.timeline import SessionResult
     from simulator.faults import FaultSpec
     from simulator.heart_rate_strap import HeartRateProfile
     from simulator.model import SimulatorSettings

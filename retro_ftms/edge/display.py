@@ -52,8 +52,8 @@ from retro_ftms.session.snapshot import held_at_most
 if TYPE_CHECKING:
     from retro_ftms.safety.limits import Loosened
     from retro_ftms.session.control import SessionControl
-    from retro_ftms.session.runner import SessionResult
     from retro_ftms.session.snapshot import SessionSnapshot, SnapshotTracker
+    from retro_ftms.session.timeline import SessionResult
 
 _LOGGER = logging.getLogger(__name__)
 

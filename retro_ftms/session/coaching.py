@@ -20,7 +20,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Sequence
-from typing import Final, Literal
+from typing import Final
 
 from retro_ftms.ble.link import (
     FtmsLink,
@@ -35,7 +35,6 @@ from retro_ftms.clock import Clock
 from retro_ftms.codec import MachineStatus, MachineStatusCode
 from retro_ftms.events import (
     NOT_STARTED,
-    PERSON_STOP_REASONS,
     CoachAction,
     CoachEvent,
     EndEvent,
@@ -57,13 +56,13 @@ from retro_ftms.safety.rules import (
     incline_step,
     speed_step,
 )
-from retro_ftms.session.runner import (
+from retro_ftms.session.timeline import (
     EXIT_COMPLETED,
-    EXIT_INTERRUPTED,
     EXIT_SAFETY_STOP,
     SessionResult,
+    TimelineSession,
+    stopped_exit_code,
 )
-from retro_ftms.session.timeline import segment_at, step_event
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -79,7 +78,6 @@ INTRO: Final = (
     "console as you are told, one change at a time. retro-ftms watches the belt and raises the alarm if "
     "anything breaks the safety rules, but it cannot stop the belt itself: keep the safety key clipped on."
 )
-_PERSON_REASONS: Final = PERSON_STOP_REASONS  # exit 130: the person stopped it
 EXIT_NOT_STARTED: Final = 2  # design.md: nothing moved
 _STOPPING_CODES: Final = frozenset(
     {
@@ -89,11 +87,8 @@ _STOPPING_CODES: Final = frozenset(
     }
 )
 
-# What the person is asked to do: `set_speed`/`set_incline` carry the value to set on the console.
-_Request = tuple[Literal["stop"], SafetyReason] | tuple[Literal["pause", "resume"], str]
 
-
-class CoachingSession:
+class CoachingSession(TimelineSession):
     """Runs one program on a treadmill retro-ftms can only watch; implements `SessionControl`.
 
     `run()` returns the same `SessionResult` as `SessionRunner`; a violation ends it with exit 3 (after
@@ -110,14 +105,10 @@ class CoachingSession:
         clock: Clock,
         bus: EventBus,
     ) -> None:
-        if not segments:
-            raise ValueError("a session needs at least one segment")
-        self._segments = tuple(segments)
+        super().__init__(segments=segments, clock=clock, bus=bus)
         self._link = link
         self._limits = limits
         self._config = config
-        self._clock = clock
-        self._bus = bus
         self._watch = ConsoleWatch(limits, config)
         self._rise = RiseState()
         self._told_speed: float | None = None  # the last speed and incline the person was asked to set
@@ -132,38 +123,18 @@ class CoachingSession:
         self._waiting_since_s: float | None = None  # told to start the belt, which has never moved yet
         self._ever_moved = False  # some record showed the belt moving
         self._link_down = False
-        self._requests: asyncio.Queue[_Request] = asyncio.Queue()
-        self._wake = asyncio.Event()
-        self._program_time_s = 0.0
-        self._step_index = -1
-        self.total_duration_s: Final = self._segments[-1].end_s
 
-    # --- SessionControl: nothing here can move the belt; the person is asked ----------------------------
+    # --- SessionControl (TimelineSession): nothing here can move the belt; the person is asked ----------
 
-    def request_stop(self, reason: SafetyReason) -> None:
-        self._requests.put_nowait(("stop", reason))
-        self._wake.set()
+    def _is_latched(self) -> bool:
+        return self._latched is not None
 
-    def request_pause(self, source: str) -> None:
-        self._requests.put_nowait(("pause", source))
-        self._wake.set()
-
-    def request_resume(self, source: str) -> str | None:
-        if self._latched is not None:
-            return "no resume after a safety stop"
-        if self._state != "paused":
-            return "not paused by the person"
-        self._requests.put_nowait(("resume", source))
-        self._wake.set()
-        return None
+    def _is_paused(self) -> bool:
+        return self._state == "paused"
 
     def on_heart_rate(self, bpm: int | None) -> None:
         """A strap's heart rate (synchronous, never blocks)."""
         self._judge(self._watch.on_heart_rate(bpm))
-
-    @property
-    def program_time_s(self) -> float:
-        return self._program_time_s
 
     @property
     def latched(self) -> SafetyEvent | None:
@@ -243,8 +214,7 @@ class CoachingSession:
             self._raise_alarm(f"the belt did not stop after: {latched.detail}")
         reason = latched.reason
         self._bus.publish(EndEvent("stopped", reason))
-        code = EXIT_INTERRUPTED if reason in _PERSON_REASONS else EXIT_SAFETY_STOP
-        return SessionResult("stopped", reason, code, self._program_time_s, stopped)
+        return SessionResult("stopped", reason, stopped_exit_code(reason), self._program_time_s, stopped)
 
     async def _belt_stands(self) -> bool:
         """Wait until a record shows the belt standing, within the stop confirmation time."""
@@ -254,12 +224,7 @@ class CoachingSession:
             remaining = deadline - self._clock.now()
             if remaining <= 0:
                 return False
-            self._wake.clear()
-            try:
-                async with self._clock.timeout(min(remaining, TICK_S)):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+            await self._sleep(min(remaining, TICK_S))
         return True
 
     def _stands(self) -> bool:
@@ -400,14 +365,8 @@ class CoachingSession:
         horizon = TICK_S
         if self._state == "running":
             horizon = min(horizon, segment.end_s - self._program_time_s)
-        self._wake.clear()
-        if not self._requests.empty() or self._latched is not None:
-            return
-        try:
-            async with self._clock.timeout(max(horizon, 0.0)):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
+        if self._requests.empty() and self._latched is None:
+            await self._sleep(horizon)
 
     def _handle_requests(self) -> bool:
         """The person's stop, pause or resume: told to the person, who does it on the console."""
@@ -501,10 +460,3 @@ class CoachingSession:
         if state != self._state:
             self._state = state
             self._bus.publish(StateEvent(state))
-
-    def _segment_at(self, t: float) -> Segment:
-        return segment_at(self._segments, t)
-
-    def _announce_step(self, segment: Segment) -> None:
-        self._step_index = segment.step_index
-        self._bus.publish(step_event(self._segments, segment))

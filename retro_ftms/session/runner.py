@@ -12,27 +12,21 @@ import dataclasses
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 from retro_ftms.clock import Clock
 from retro_ftms.errors import BeltMovingError, ControlPointError, LinkLostError
-from retro_ftms.events import (
-    BELT_MOVING_REASON,
-    PERSON_STOP_REASONS,
-    EndEvent,
-    Event,
-    EventBus,
-    Outcome,
-    SafetyEvent,
-    SafetyReason,
-    StateEvent,
-    StopConfirmation,
-)
+from retro_ftms.events import BELT_MOVING_REASON, EndEvent, Event, EventBus, SafetyEvent, StateEvent
 from retro_ftms.program import Segment
 from retro_ftms.safety import CommandRefused, SafetyGuard
 from retro_ftms.safety.limits import EffectiveLimits
-from retro_ftms.session.timeline import segment_at, step_event
+from retro_ftms.session.timeline import (
+    EXIT_COMPLETED,
+    EXIT_INTERNAL_ERROR,
+    SessionResult,
+    TimelineSession,
+    stopped_exit_code,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -46,31 +40,8 @@ SPIN_UP_POLL_S: Final = 0.25
 SPEED_EPSILON_KMH: Final = 0.005
 INCLINE_EPSILON_PCT: Final = 0.05
 
-EXIT_COMPLETED: Final = 0
-EXIT_SAFETY_STOP: Final = 3
-EXIT_INTERRUPTED: Final = 130
-EXIT_INTERNAL_ERROR: Final = 1
 
-_PERSON_REASONS: Final = PERSON_STOP_REASONS  # exit 130: the person stopped it
-
-_Request = tuple[Literal["stop"], SafetyReason] | tuple[Literal["pause", "resume"], str]
-
-
-@dataclass(frozen=True, slots=True)
-class SessionResult:
-    """How a session ended, and the process exit code design.md assigns to it."""
-
-    outcome: Outcome
-    reason: str | None
-    exit_code: int
-    program_time_s: float
-    # The guard confirmed the belt stopped from fresh Treadmill Data (after a reconnect too); None: unknown.
-    belt_stopped: bool | None = None
-    # What confirmed it (zero records in a row, or a stopped status with a zero record); None: not confirmed.
-    stop_confirmed_by: StopConfirmation | None = None
-
-
-class SessionRunner:
+class SessionRunner(TimelineSession):
     """Runs one program once: take control, start, follow the segments, stop, release control.
 
     Implements `SessionControl` for the edge (terminal keys, MQTT): requests are queued and carried out
@@ -80,50 +51,26 @@ class SessionRunner:
     def __init__(
         self,
         *,
-        segments: Sequence[Segment],
         guard: SafetyGuard,
         limits: EffectiveLimits,
         clock: Clock,
         bus: EventBus,
+        segments: Sequence[Segment],
     ) -> None:
-        if not segments:
-            raise ValueError("a session needs at least one segment")
-        self._segments = tuple(segments)
+        super().__init__(segments=segments, clock=clock, bus=bus)
         self._guard = guard
         self._limits = limits
-        self._clock = clock
-        self._bus = bus
-        self._requests: asyncio.Queue[_Request] = asyncio.Queue()
-        self._wake = asyncio.Event()
-        self._program_time_s = 0.0
-        self._step_index = -1
         self._next_rise_s = math.inf
-        self.total_duration_s: Final = self._segments[-1].end_s
 
-    # --- SessionControl -----------------------------------------------------------------------------------
+    # --- SessionControl (the requests themselves: TimelineSession) ---------------------------------------
 
-    def request_stop(self, reason: SafetyReason) -> None:
-        self._requests.put_nowait(("stop", reason))
-        self._wake.set()
+    def _is_latched(self) -> bool:
+        return self._guard.latched is not None
 
-    def request_pause(self, source: str) -> None:
-        self._requests.put_nowait(("pause", source))
-        self._wake.set()
-
-    def request_resume(self, source: str) -> str | None:
-        if self._guard.latched is not None:
-            return "no resume after a safety stop"
-        if not self._guard.paused:
-            return "not paused by the person"
-        self._requests.put_nowait(("resume", source))
-        self._wake.set()
-        return None
+    def _is_paused(self) -> bool:
+        return self._guard.paused
 
     # --- the run --------------------------------------------------------------------------------------------
-
-    @property
-    def program_time_s(self) -> float:
-        return self._program_time_s
 
     async def run(self) -> SessionResult:
         """Run the program to its end or to a latch; the belt is stopped (or the alarm raised) and control
@@ -164,7 +111,7 @@ class SessionRunner:
         guard = self._guard
         if result.belt_stopped and not guard.stop_confirmed:
             reason = guard.reason or "stop_unconfirmed"
-            result = SessionResult("stopped", reason, self._exit_code(reason), result.program_time_s, False)
+            result = SessionResult("stopped", reason, stopped_exit_code(reason), result.program_time_s, False)
         result = dataclasses.replace(result, stop_confirmed_by=guard.stop_confirmed_by)
         by = None if result.stop_confirmed_by is None else result.stop_confirmed_by.name
         if result.outcome == "completed":
@@ -217,11 +164,7 @@ class SessionRunner:
         """End after a latch, once the guard's stop procedure has been confirmed or has raised the alarm."""
         stopped = await self._guard.wait_stopped()
         reason = self._guard.reason or "error"
-        return SessionResult("stopped", reason, self._exit_code(reason), self._program_time_s, stopped)
-
-    @staticmethod
-    def _exit_code(reason: str) -> int:
-        return EXIT_INTERRUPTED if reason in _PERSON_REASONS else EXIT_SAFETY_STOP
+        return SessionResult("stopped", reason, stopped_exit_code(reason), self._program_time_s, stopped)
 
     async def _handle_requests(self) -> bool:
         """Carry out queued edge requests; True when one of them stopped the session."""
@@ -240,13 +183,6 @@ class SessionRunner:
                 # the session stays paused, and the person can ask again.
                 _LOGGER.info("resume from %s refused: %s", arg, refusal)
         return False
-
-    def _segment_at(self, t: float) -> Segment:
-        return segment_at(self._segments, t)
-
-    def _announce_step(self, segment: Segment) -> None:
-        self._step_index = segment.step_index
-        self._bus.publish(step_event(self._segments, segment))
 
     async def _approach(self, segment: Segment) -> None:
         """Move the commanded targets toward the segment's: decreases at once, rises once the guard allows.
@@ -296,14 +232,8 @@ class SessionRunner:
             horizon = min(
                 horizon, segment.end_s - self._program_time_s, self._next_rise_s - self._clock.now()
             )
-        self._wake.clear()
-        if not self._requests.empty():
-            return
-        try:
-            async with self._clock.timeout(max(horizon, 0.0)):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
+        if self._requests.empty():
+            await self._sleep(horizon)
 
     def _on_event(self, _t: float, event: Event) -> None:
         if isinstance(event, SafetyEvent | StateEvent):
