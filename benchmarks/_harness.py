@@ -1,11 +1,12 @@
 """What the benchmark scripts share: the machine description, percentiles, JSON output, the CLI's logging,
-an instrumented simulator, in-process treadmill stacks and a headless session UI.
+a stop timer on the simulator and in-process treadmill stacks (the session UI is the tests' `QuietUI`).
 
-The instrumentation lives here, not in the simulator: `TimedTreadmill` subclasses `SimulatedTreadmill`
-to take `time.perf_counter_ns()` stamps inside the simulator, at the moment its sender calls Bumble's
-`notify_subscriber` for a trigger notification and at the moment its Control Point write handler receives
-the Stop write. Everything between those two stamps (Bumble on both sides, bleak, the `FtmsClient`, the
-guard's listener and its stopper task) is the production code path.
+The timing lives here, on the simulator's public observers: `StopTimer` takes `time.perf_counter_ns()`
+stamps inside the simulator, at the moment its sender hands a trigger notification to Bumble
+(`add_notify_listener`) and at the moment its Control Point write handler receives the Stop write
+(`add_write_listener`). Everything between those two stamps (Bumble on both sides, bleak, the
+`FtmsClient`, the guard's listener and its stopper task) is the production code path. A session that
+`run_session` composes is timed through `RunOptions.on_simulator` (see `Trial`).
 """
 
 from __future__ import annotations
@@ -23,51 +24,37 @@ import queue
 import resource
 import sys
 import time
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextvars import ContextVar
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Final
-from unittest import mock
+from typing import Any, Final
 
-from bumble.core import UUID
 from bumble.link import LocalLink
 
-import simulator.gatt
 from retro_ftms.ble.bumble_backend import BumbleCentral
 from retro_ftms.ble.connect import connect_ftms
 from retro_ftms.ble.ftms_client import FtmsClient
 from retro_ftms.clock import Clock
 from retro_ftms.codec import (
     FITNESS_MACHINE_FEATURE_UUID,
-    MACHINE_STATUS_UUID,
-    TREADMILL_DATA_UUID,
     ControlPointRequest,
     MachineStatus,
     MachineStatusCode,
     TreadmillData,
 )
-from retro_ftms.edge.app import Units
 from retro_ftms.errors import CodecError
-from retro_ftms.events import CheckinEvent, EventBus
+from retro_ftms.events import EventBus
 from retro_ftms.safety.limits import EffectiveLimits, SafetyConfig
-from retro_ftms.session.control import SessionControl
-from retro_ftms.session.snapshot import SessionSnapshot, SnapshotTracker
-from retro_ftms.session.timeline import SessionResult
 from simulator.faults import FaultKind, FaultSpec
-from simulator.gatt import DEFAULT_ADDRESS, SimulatedTreadmill
+from simulator.gatt import ControlPointWrite, Sent, SimulatedTreadmill
 from simulator.model import SimulatorSettings
-from simulator.server import FtmsServer
 
 STOP_BYTES: Final = bytes(ControlPointRequest.stop())
 CONNECT_TIMEOUT_S: Final = 20.0  # wall: 50 connections set up at once on a loaded 2-core machine
 SETTLE_TIMEOUT_S: Final = 10.0  # wall: belt at rest and every queued notification delivered
-_MACHINE_STATUS: Final = UUID(MACHINE_STATUS_UUID)
-_TREADMILL_DATA: Final = UUID(TREADMILL_DATA_UUID)
 LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-Matcher = Callable[[str, bytes], bool]  # (channel, payload) -> is this the trigger?
+Matcher = Callable[[str, bytes], bool]  # (channel, payload as on the air) -> is this the trigger?
 JsonObject = dict[str, Any]
 
 
@@ -220,7 +207,7 @@ def python_command() -> list[str]:
     return [sys.executable]
 
 
-# -- the instrumented simulator ------------------------------------------------------------------------------
+# -- the stop timer -----------------------------------------------------------------------------------------
 
 
 def status_code_matcher(code: int) -> Matcher:
@@ -281,143 +268,59 @@ class Probe:
         return self.stop_ns - self.trigger_ns
 
 
-class BenchServer(FtmsServer):
-    """The simulator's server with a way back to a healthy machine between trials on one connection."""
-
-    def heal(self) -> None:
-        """Undo what the trigger faults did: key back in, control unlocked, belt motor healed and stopped."""
-        self.clear_faults()
-        self.model.stop()
+def heal(sim: SimulatedTreadmill) -> None:
+    """Undo what the trigger faults did: key back in, control unlocked, belt motor healed and stopped."""
+    sim.server.clear_faults()
+    sim.model.stop()
 
 
-class TimedTreadmill(SimulatedTreadmill):
-    """`SimulatedTreadmill` stamping trigger notifications and Stop writes with `time.perf_counter_ns()`.
+class StopTimer:
+    """Stamps one simulator's trigger notifications and Stop writes with `time.perf_counter_ns()`, through
+    its public observers; `arm(probe)` watches for one trigger and the Stop after it."""
 
-    `arm(probe)` watches for one trigger; a treadmill built with `faults` arms itself for the first fault
-    with one identifiable trigger notification (see `fault_matcher`), so sessions that `run_session`
-    builds are measured too. Every instance is listed in `TimedTreadmill.instances` (weakly) for the leak
-    checks.
-    """
-
-    instances: ClassVar[weakref.WeakSet[TimedTreadmill]] = weakref.WeakSet()
-    overspeed_threshold_kmh: ClassVar[float] = math.inf
-
-    def __init__(
-        self,
-        clock: Clock,
-        settings: SimulatorSettings | None = None,
-        faults: Sequence[FaultSpec] = (),
-        bus: EventBus | None = None,
-        *,
-        address: str = DEFAULT_ADDRESS,
-    ) -> None:
-        super().__init__(clock, settings, faults, bus, address=address)
-        self.server: BenchServer = BenchServer(clock, self.settings, on_event=self._on_server_event)
+    def __init__(self, sim: SimulatedTreadmill) -> None:
         self.probe: Probe | None = None
-        self.probes: list[Probe] = []
-        self.in_flight = 0
-        self._sent = asyncio.Event()  # set whenever a notification or indication has gone out
-        TimedTreadmill.instances.add(self)
-        matchers = (fault_matcher(f, self.overspeed_threshold_kmh) for f in self.faults)
-        first = next(((f, m) for f, m in zip(self.faults, matchers, strict=True) if m is not None), None)
-        if first is not None:
-            probe = self.arm(Probe(str(first[0].kind), first[1]))
-            trial = current_trial.get()
-            if trial is not None:
-                trial.probes.append(probe)
+        sim.add_notify_listener(self._on_sent)
+        sim.add_write_listener(self._on_write)
 
     def arm(self, probe: Probe) -> Probe:
         self.probe = probe
-        self.probes.append(probe)
         return probe
 
-    def idle(self) -> bool:
-        """Nothing queued for any client and nothing being sent."""
-        return self.in_flight == 0 and all(link.queue.empty() for link in self._links.values())
+    def disarm(self) -> None:
+        self.probe = None
 
-    async def wait_idle(self) -> None:
-        """Until nothing is queued or being sent and no Treadmill Data record is due (belt at rest)."""
-        while self.server.data_due_at() is not None or not self.idle():
-            self._sent.clear()
-            await self._sent.wait()
+    def _on_sent(self, sent: Sent) -> None:
+        probe = self.probe
+        if probe is not None and probe.trigger_ns is None:
+            now = time.perf_counter_ns()
+            if probe.matcher(sent.channel, sent.payload):
+                probe.trigger_ns = now
 
-    async def serve_on_link(self, link: LocalLink) -> None:
-        await super().serve_on_link(link)
-        self._instrument()
-
-    def _instrument(self) -> None:
-        device = self.device
-        notify = device.notify_subscriber
-        indicate = device.indicate_subscriber
-
-        async def timed_notify(
-            connection: Any, attribute: Any, value: Any = None, force: bool = False
-        ) -> None:
-            probe = self.probe
-            if probe is not None and probe.trigger_ns is None:
-                now = time.perf_counter_ns()
-                channel = _channel(attribute)
-                if channel is not None and probe.matcher(channel, bytes(value or b"")):
-                    probe.trigger_ns = now
-            await self._counted(notify(connection, attribute, value, force))
-
-        async def counted_indicate(
-            connection: Any, attribute: Any, value: Any = None, force: bool = False
-        ) -> None:
-            await self._counted(indicate(connection, attribute, value, force))
-
-        device.notify_subscriber = timed_notify  # type: ignore[method-assign]
-        device.indicate_subscriber = counted_indicate  # type: ignore[method-assign]
-
-    async def _counted(self, send: Awaitable[None]) -> None:
-        self.in_flight += 1
-        try:
-            await send
-        finally:
-            self.in_flight -= 1
-            self._sent.set()
-
-    def _on_control_point_write(self, connection: Any, value: bytes) -> None:
+    def _on_write(self, write: ControlPointWrite) -> None:
         probe = self.probe
         if probe is not None and probe.stop_ns is None and probe.trigger_ns is not None:
             now = time.perf_counter_ns()
-            if bytes(value) == STOP_BYTES:
+            if write.payload == STOP_BYTES:
                 probe.stop_ns = now
                 probe.done.set()
-        super()._on_control_point_write(connection, value)
-
-
-def _channel(attribute: Any) -> str | None:
-    uuid = getattr(attribute, "uuid", None)
-    if uuid == _MACHINE_STATUS:
-        return "machine_status"
-    if uuid == _TREADMILL_DATA:
-        return "treadmill_data"
-    return None
 
 
 @dataclass
 class Trial:
-    """What one `run_session` call under `timed_simulator` measured: its simulator's armed probes."""
+    """`run_session` with `RunOptions(on_simulator=trial.time)`: its simulator timed, armed for its first
+    fault with one identifiable trigger notification (see `fault_matcher`); the probe lands in `probes`."""
 
+    overspeed_threshold_kmh: float = math.inf
     probes: list[Probe] = field(default_factory=list)
 
-
-# Set by the task that calls `run_session`; the `TimedTreadmill` built inside it reports its probe here.
-current_trial: ContextVar[Trial | None] = ContextVar("current_trial", default=None)
-
-
-@contextlib.contextmanager
-def timed_simulator(overspeed_threshold_kmh: float) -> Iterator[None]:
-    """Make `run_session` (which imports `simulator.gatt.SimulatedTreadmill` when it runs) build
-    `TimedTreadmill`s, armed for their first timed fault (see `current_trial`)."""
-    previous = TimedTreadmill.overspeed_threshold_kmh
-    TimedTreadmill.overspeed_threshold_kmh = overspeed_threshold_kmh
-    try:
-        with mock.patch.object(simulator.gatt, "SimulatedTreadmill", TimedTreadmill):
-            yield
-    finally:
-        TimedTreadmill.overspeed_threshold_kmh = previous
+    def time(self, sim: SimulatedTreadmill) -> None:
+        timer = StopTimer(sim)
+        for fault in sim.faults:
+            matcher = fault_matcher(fault, self.overspeed_threshold_kmh)
+            if matcher is not None:
+                self.probes.append(timer.arm(Probe(str(fault.kind), matcher)))
+                return
 
 
 # -- in-process stacks --------------------------------------------------------------------------------------
@@ -429,7 +332,8 @@ class Stack:
 
     clock: Clock
     bus: EventBus
-    sim: TimedTreadmill
+    sim: SimulatedTreadmill
+    timer: StopTimer
     central: BumbleCentral
     client: FtmsClient
 
@@ -458,57 +362,16 @@ class Stack:
 async def treadmill_stack(
     clock: Clock, settings: SimulatorSettings, bus: EventBus | None = None
 ) -> AsyncIterator[Stack]:
-    """A `TimedTreadmill` and a `FtmsClient` connected to it on a fresh `LocalLink`, as `run --simulator`."""
+    """A timed simulator and a `FtmsClient` connected to it on a fresh `LocalLink`, as `run --simulator`."""
     bus = bus if bus is not None else EventBus(clock)
     link = LocalLink()  # type: ignore[no-untyped-call]
-    async with TimedTreadmill(clock, settings, (), bus) as sim:
+    async with SimulatedTreadmill(clock, settings, (), bus) as sim:
+        timer = StopTimer(sim)
         await sim.serve_on_link(link)
         async with await BumbleCentral.on_link(link) as central:
             client = await connect_ftms(sim.address, central=central, bus=bus, timeout_s=CONNECT_TIMEOUT_S)
             async with client:
-                yield Stack(clock, bus, sim, central, client)
-
-
-# -- a headless session UI ----------------------------------------------------------------------------------
-
-
-@dataclass
-class HeadlessUI:
-    """`SessionUI` for benchmarks: says yes at pre-flight, shows nothing, keeps the result."""
-
-    alarms: list[str] = field(default_factory=list)
-    notices: list[str] = field(default_factory=list)
-    outcome: str | None = None
-    reason: str | None = None
-
-    def preflight(self, program_title: str, summary: str) -> bool:
-        return True
-
-    def cancel_preflight(self) -> None:
-        """Nothing to cancel: `preflight` answers at once."""
-
-    def checkin_before(self, *, ask_morning: bool) -> tuple[CheckinEvent, ...]:
-        """Unknown, as with `--yes`."""
-        del ask_morning
-        return (CheckinEvent("before"),)
-
-    def checkin_after(self) -> CheckinEvent:
-        return CheckinEvent("after")
-
-    def session_started(
-        self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units
-    ) -> contextlib.AbstractAsyncContextManager[None]:
-        return contextlib.nullcontext()
-
-    def alarm(self, message: str) -> None:
-        self.alarms.append(message)
-
-    def notice(self, message: str) -> None:
-        self.notices.append(message)
-
-    def finished(self, result: SessionResult, snapshot: SessionSnapshot) -> None:
-        self.outcome = result.outcome
-        self.reason = result.reason
+                yield Stack(clock, bus, sim, timer, central, client)
 
 
 def program_file(directory: Path, name: str, seconds: float, speed_kmh: float = 1.6) -> Path:

@@ -2,9 +2,10 @@
 (`run_session`, exactly as `retro-ftms run --simulator` composes it) with a random fault.
 
 Every session gets one fault with an identifiable trigger notification (safety key, control lost, console
-stop, machine reset, overspeed) at a random time after its start; the simulator of each session is a
-`TimedTreadmill` (see `benchmarks._harness`), so the reaction is measured as in `benchmarks.reaction`:
-from the simulator's notify call for the trigger to its Control Point handler receiving the Stop. A
+stop, machine reset, overspeed) at a random time after its start; the simulator of each session is
+timed (`benchmarks._harness.Trial`, through `RunOptions.on_simulator`), so the reaction is measured as in
+`benchmarks.reaction`: from the simulator handing the trigger to Bumble to its Control Point handler
+receiving the Stop. A
 sample counts only when the session ended with the fault's own reason.
 
 Sessions run in rounds of N at once until `--trials` sessions per N have run. CPU is this process's CPU
@@ -31,19 +32,17 @@ from typing import Final
 
 from benchmarks._harness import (
     GcPauses,
-    HeadlessUI,
     JsonObject,
     Trial,
     cli_logging,
-    current_trial,
     emit,
     latency_summary,
     machine_info,
     process_cpu_s,
-    timed_simulator,
 )
 from retro_ftms.edge.app import RunOptions, run_session
 from retro_ftms.safety.limits import SafetyConfig
+from tests.harness import QuietUI
 
 DEFAULT_TREADMILLS: Final = (1, 10, 50)
 DEFAULT_TRIALS: Final = 40
@@ -83,11 +82,12 @@ def random_fault(rng: random.Random) -> str:
     return f"{kind}@{at:g}:{OVERSPEED_KMH:g}" if kind == "overspeed" else f"{kind}@{at:g}"
 
 
-async def one_session(program: str, scale: float, fault: str) -> SessionRecord:
-    trial = Trial()
-    current_trial.set(trial)  # this task's context: the simulator built inside reports its probe here
-    ui = HeadlessUI()
-    options = RunOptions(program=program, simulator=True, time_scale=scale, faults=(fault,))
+async def one_session(program: str, scale: float, fault: str, threshold_kmh: float) -> SessionRecord:
+    trial = Trial(threshold_kmh)
+    ui = QuietUI()
+    options = RunOptions(
+        program=program, simulator=True, time_scale=scale, faults=(fault,), on_simulator=trial.time
+    )
     started = time.perf_counter()
     code: int | None = None
     error: str | None = None
@@ -99,7 +99,7 @@ async def one_session(program: str, scale: float, fault: str) -> SessionRecord:
     probe = trial.probes[0] if trial.probes else None
     return SessionRecord(
         fault=fault,
-        reason=ui.reason,
+        reason=ui.results[0].reason if ui.results else None,
         exit_code=code,
         error=error,
         reaction_ns=probe.reaction_ns if probe is not None else None,
@@ -107,7 +107,9 @@ async def one_session(program: str, scale: float, fault: str) -> SessionRecord:
     )
 
 
-async def one_config(n: int, trials: int, program: str, scale: float, rng: random.Random) -> JsonObject:
+async def one_config(
+    n: int, trials: int, program: str, scale: float, rng: random.Random, *, threshold_kmh: float
+) -> JsonObject:
     records: list[SessionRecord] = []
     rounds = math.ceil(trials / n)
     gc_pauses = GcPauses()
@@ -115,7 +117,10 @@ async def one_config(n: int, trials: int, program: str, scale: float, rng: rando
     with gc_pauses.watch():
         for _ in range(rounds):
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(one_session(program, scale, random_fault(rng))) for _ in range(n)]
+                tasks = [
+                    group.create_task(one_session(program, scale, random_fault(rng), threshold_kmh))
+                    for _ in range(n)
+                ]
             records.extend(task.result() for task in tasks)
     cpu, wall = process_cpu_s() - cpu0, time.perf_counter() - wall0
     samples = []
@@ -160,8 +165,10 @@ async def measure(
     rng = random.Random(seed)
     config = SafetyConfig()
     threshold = config.max_speed_kmh + config.speed_tolerance_kmh
-    with timed_simulator(threshold):
-        configs = [await one_config(n, trials, program, scale or default_scale(n), rng) for n in treadmills]
+    configs = [
+        await one_config(n, trials, program, scale or default_scale(n), rng, threshold_kmh=threshold)
+        for n in treadmills
+    ]
     return {
         "benchmark": "many",
         "program": program,

@@ -2,11 +2,11 @@
 
 Three triggers, each `--trials` times: Machine Status 0x03 (safety key), 0xFF (control permission lost)
 and a Treadmill Data record above the speed cap (overspeed). The stamps are taken inside the simulator
-(`benchmarks._harness.TimedTreadmill`): at its call of Bumble's `notify_subscriber` for the trigger and in
-its Control Point write handler for the Stop. In between runs everything of production: Bumble's GATT
-server, the in-process link, Bumble's GATT client, the bleak backend, `FtmsClient`, the guard's link
-listener and its stopper task, and every bus listener a session has (the snapshot tracker; the MQTT
-bridge with `--mqtt-frozen`).
+(`benchmarks._harness.StopTimer`, on the simulator's public observers): as its sender hands the trigger
+to Bumble and in its Control Point write handler for the Stop. In between runs everything of production:
+Bumble's GATT server, the in-process link, Bumble's GATT client, the bleak backend, `FtmsClient`, the
+guard's link listener and its stopper task, and every bus listener a session has (the snapshot tracker;
+the MQTT bridge with `--mqtt-frozen`).
 
 Each trial gets a fresh latch: a new `SafetyGuard` on the persistent connection takes control, starts the
 belt and sets the first speed; once the belt reports moving, the trigger fires at a random phase of the
@@ -48,6 +48,7 @@ from benchmarks._harness import (
     Stack,
     cli_logging,
     emit,
+    heal,
     latency_summary,
     machine_info,
     overspeed_matcher,
@@ -152,8 +153,7 @@ async def run_trial(
     stack: Stack, trigger: Trigger, config: SafetyConfig, tally: Tally, rng: random.Random
 ) -> None:
     """One trigger on a fresh guard; records the reaction or why the trial was spoiled."""
-    sim = stack.sim
-    sim.server.heal()
+    heal(stack.sim)
     await stack.settle()
     limits = stack.limits(config)
     probe = Probe(trigger.name, trigger.matcher(limits, config))
@@ -166,7 +166,7 @@ async def run_trial(
             await _belt_reported_moving(stack)
             # A random phase against the data clock, as a trigger has in a session.
             await stack.clock.sleep(rng.uniform(0.0, stack.sim.settings.notify_interval_s))
-            sim.arm(probe)
+            stack.timer.arm(probe)
             trigger.fire(stack)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(TRIAL_TIMEOUT_S):
@@ -174,7 +174,7 @@ async def run_trial(
             reason = guard.latched.reason if guard.latched is not None else None
             # Let the stop finish as a session would (the belt stops, the guard confirms it) rather than
             # cancel the guard's stopper in the middle of a Stop write.
-            sim.server.heal()
+            heal(stack.sim)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(TRIAL_TIMEOUT_S):
                     await guard.wait_stopped()
@@ -182,7 +182,7 @@ async def run_trial(
         tally.spoiled[f"{trigger.name}: {type(error).__name__}"] += 1
         return
     finally:
-        sim.probe = None
+        stack.timer.disarm()
     if probe.reaction_ns is None:
         tally.spoiled[f"{trigger.name}: no stop within {TRIAL_TIMEOUT_S:g} s"] += 1
     elif reason != trigger.reason:

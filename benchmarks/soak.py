@@ -33,9 +33,7 @@ import bumble.device
 import bumble.host
 
 from benchmarks._harness import (
-    HeadlessUI,
     JsonObject,
-    TimedTreadmill,
     cli_logging,
     emit,
     machine_info,
@@ -43,11 +41,12 @@ from benchmarks._harness import (
     process_cpu_s,
     program_file,
     rss_kb,
-    timed_simulator,
 )
 from retro_ftms.ble.ftms_client import FtmsClient
 from retro_ftms.edge.app import RunOptions, run_session
 from retro_ftms.safety import SafetyGuard
+from simulator.gatt import SimulatedTreadmill
+from tests.harness import QuietUI
 
 DEFAULT_SESSIONS: Final = 200
 DEFAULT_TIME_SCALE: Final = 100.0
@@ -80,6 +79,7 @@ _COUNTED: Final = {
     "bumble_hosts": bumble.host.Host,
     "ftms_clients": FtmsClient,
     "safety_guards": SafetyGuard,
+    "simulators": SimulatedTreadmill,
 }
 
 
@@ -128,7 +128,6 @@ def snapshot() -> JsonObject:
         "rss_mb": round(rss_kb() / 1024, 1),
         "asyncio_tasks": len(asyncio.all_tasks()) - 1,  # without the soak's own task
         "open_fds": open_fds(),
-        "simulators": len(TimedTreadmill.instances),
         "open_bumble_connections": live_connections,
         **counts,
     }
@@ -147,10 +146,10 @@ async def soak(
     warm: JsonObject = {}
     series: list[JsonObject] = []
     cpu0, wall0 = process_cpu_s(), time.perf_counter()
-    with counting_errors() as errors, timed_simulator(float("inf")):
+    with counting_errors() as errors:
         for index in range(1, sessions + 1):
             chosen = fault_spec(rng.choice(faults), rng)
-            ui = HeadlessUI()
+            ui = QuietUI()
             options = RunOptions(
                 program=str(program),
                 simulator=True,
@@ -160,7 +159,8 @@ async def soak(
             )
             try:
                 code = await run_session(options, ui)
-                outcomes[f"exit {code}: {ui.reason or ui.outcome}"] += 1
+                ended = ui.results[0] if ui.results else None
+                outcomes[f"exit {code}: {ended and (ended.reason or ended.outcome)}"] += 1
             except Exception as exc:  # a failed session is counted; the soak goes on
                 failures[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
             if index == 1:
@@ -169,7 +169,7 @@ async def soak(
                 series.append({"session": index, **snapshot()})
         end = snapshot()
     cpu, wall = process_cpu_s() - cpu0, time.perf_counter() - wall0
-    keys = ("asyncio_tasks", "open_fds", "open_bumble_connections", *_COUNTED, "simulators")
+    keys = ("asyncio_tasks", "open_fds", "open_bumble_connections", *_COUNTED)
     leaked = {key: end[key] - warm[key] for key in keys if end[key] != warm[key]}
     return {
         "benchmark": "soak",

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from benchmarks._harness import (
-    HeadlessUI,
     JsonObject,
     cli_logging,
     emit,
@@ -39,6 +38,7 @@ from retro_ftms.clock import MAX_TIME_SCALE
 from retro_ftms.edge.app import RunOptions, run_session
 from retro_ftms.program import expand, load_program
 from retro_ftms.safety.limits import SafetyConfig
+from tests.harness import QuietUI
 
 DEFAULT_PROGRAM: Final = "build-to-20"
 # 400 and up are what the 3-second target needs; the lower ones find where compression still works.
@@ -109,7 +109,7 @@ def compare(reference: list[Key], candidate: list[Key]) -> JsonObject:
 def run_in_process(program: str, scale: float, events: Path) -> JsonObject:
     """One session through `run_session` on a fresh event loop; its wall time and exit code."""
     options = RunOptions(program=program, simulator=True, events_path=events, time_scale=scale)
-    ui = HeadlessUI()
+    ui = QuietUI()
     cpu0, started = process_cpu_s(), time.perf_counter()
     code = asyncio.run(run_session(options, ui))
     wall, cpu = time.perf_counter() - started, process_cpu_s() - cpu0

@@ -11,6 +11,10 @@ Quirks (`SimulatorSettings.quirks`) change what is on the air: a Control Point t
 Write Without Response (where a write has no way to report an error, so an unsubscribed write is
 dropped), missing Feature, range or Control Point characteristics, advertising without Service Data, and
 a link the machine drops itself (`spin-up`).
+
+Observers (tests, benchmarks) hear every Control Point write as it arrives and every notification or
+indication as it goes to Bumble (`add_write_listener`, `add_notify_listener`), and can wait until nothing
+is queued or being sent (`wait_idle`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Hashable, Sequence
+from collections.abc import Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Self
@@ -48,6 +52,7 @@ from retro_ftms.codec import (
     OpCode,
 )
 from retro_ftms.events import EventBus, SimEvent
+from retro_ftms.listeners import Listeners
 from simulator.faults import FaultAnchor, FaultKind, FaultSpec
 from simulator.model import SimulatorSettings, TreadmillModel
 from simulator.server import Channel, FtmsServer, Outgoing, ReceivedRequest
@@ -67,6 +72,23 @@ DISCONNECT_TIMEOUT_S: Final = 1.0  # wall seconds for a clean disconnect (the li
 _PEER_HOST_SCHEMES: Final = frozenset({"tcp-server", "ws-server", "pty"})
 # The `reserved-training-status` quirk: Post-Workout and Idle as UREVO E1L sends them (reserved codes).
 _RESERVED_TRAINING: Final = {b"\x00\x0f": b"\x00\x11", b"\x00\x01": b"\x00\x10"}
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A notification or indication as the simulator hands it to Bumble: its payload as on the air."""
+
+    client: Hashable
+    channel: Channel
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ControlPointWrite:
+    """A Control Point write as it arrives, before the simulator answers it (one it rejects too)."""
+
+    client: Hashable
+    payload: bytes
 
 
 @dataclass(eq=False)
@@ -117,6 +139,10 @@ class SimulatedTreadmill:
         self._advertising_interval_ms = self.settings.advertising_interval_ms
         self._adv_max_bytes = VIRTUAL_ADV_MAX_BYTES
         self._chars: dict[Channel, Characteristic[bytes]] = {}
+        self._sent_listeners: Listeners[Sent] = Listeners("simulator notify")
+        self._write_listeners: Listeners[ControlPointWrite] = Listeners("simulator write")
+        self._in_flight = 0  # messages a sender is handing to Bumble now
+        self._sent = asyncio.Event()  # set whenever a sender has handed one over
 
     # -- public surface -------------------------------------------------------------------------------
 
@@ -152,6 +178,25 @@ class SimulatedTreadmill:
                 await self.clock.sleep(self.settings.notify_interval_s)  # running: check once a second
             else:
                 await self.clock.sleep_until(self.model.belt_settles_at())
+
+    def add_notify_listener(self, listener: Callable[[Sent], None]) -> Callable[[], None]:
+        """Hear every notification and indication just before it goes to Bumble; returns the remover."""
+        return self._sent_listeners.add(listener)
+
+    def add_write_listener(self, listener: Callable[[ControlPointWrite], None]) -> Callable[[], None]:
+        """Hear every Control Point write as it arrives, before it is answered; returns the remover."""
+        return self._write_listeners.add(listener)
+
+    def idle(self) -> bool:
+        """Nothing queued for any client and nothing being sent."""
+        return self._in_flight == 0 and all(link.queue.empty() for link in self._links.values())
+
+    async def wait_idle(self) -> None:
+        """Until nothing is queued or being sent and no Treadmill Data record is due (belt at rest);
+        callers bound this with a timeout."""
+        while self.server.data_due_at() is not None or not self.idle():
+            self._sent.clear()
+            await self._sent.wait()
 
     async def __aenter__(self) -> Self:
         for fault in self._anchored(FaultAnchor.POWER_ON):
@@ -403,6 +448,7 @@ class SimulatedTreadmill:
         error: what the spec answers with an error is dropped there, and nothing is indicated, so
         nothing waits for a confirmation either.
         """
+        self._write_listeners.emit(ControlPointWrite(connection, bytes(value)))
         link = self._links.get(connection)
         if link is None:
             raise att.ATT_Error(att.ErrorCode.UNLIKELY_ERROR)
@@ -461,25 +507,35 @@ class SimulatedTreadmill:
             out = await link.queue.get()
             if out is None:
                 return
-            characteristic = self._chars[out.channel]
-            if out.channel is Channel.CONTROL_POINT and self.settings.quirks.control_point_notify:
-                link.cp_queued -= 1
-                await device.notify_subscriber(link.connection, characteristic, out.payload)
-            elif out.channel is Channel.CONTROL_POINT:
-                # The pending confirmation exists from here on without a suspension point in between.
-                link.cp_queued -= 1
-                try:
-                    await device.indicate_subscriber(link.connection, characteristic, out.payload)
-                except TimeoutError:
-                    _LOGGER.warning("client %s never confirmed an indication", link.connection.peer_address)
-            elif out.channel is Channel.TRAINING_STATUS and self.settings.quirks.reserved_training_status:
-                payload = _RESERVED_TRAINING.get(out.payload, b"\x01" + out.payload[1:])
-                await device.notify_subscriber(link.connection, characteristic, payload)
-            elif out.channel is Channel.MACHINE_STATUS:
-                padded = out.payload.ljust(self.settings.quirks.status_padded_to, b"\x00")
-                await device.notify_subscriber(link.connection, characteristic, padded)
-            else:
-                await device.notify_subscriber(link.connection, characteristic, out.payload)
+            self._in_flight += 1
+            try:
+                await self._send_one(device, link, out)
+            finally:
+                self._in_flight -= 1
+                self._sent.set()
+
+    async def _send_one(self, device: Device, link: _Link, out: Outgoing) -> None:
+        """One message on the air, as the quirks shape it."""
+        quirks = self.settings.quirks
+        characteristic = self._chars[out.channel]
+        payload = out.payload
+        indicate = out.channel is Channel.CONTROL_POINT and not quirks.control_point_notify
+        if out.channel is Channel.CONTROL_POINT:
+            # The pending confirmation of an indication exists from its call on, without a suspension
+            # point in between.
+            link.cp_queued -= 1
+        elif out.channel is Channel.TRAINING_STATUS and quirks.reserved_training_status:
+            payload = _RESERVED_TRAINING.get(payload, b"\x01" + payload[1:])
+        elif out.channel is Channel.MACHINE_STATUS:
+            payload = payload.ljust(quirks.status_padded_to, b"\x00")
+        self._sent_listeners.emit(Sent(link.connection, out.channel, payload))
+        if not indicate:
+            await device.notify_subscriber(link.connection, characteristic, payload)
+            return
+        try:
+            await device.indicate_subscriber(link.connection, characteristic, payload)
+        except TimeoutError:
+            _LOGGER.warning("client %s never confirmed an indication", link.connection.peer_address)
 
     async def _run_data(self) -> None:
         """Send Treadmill Data when due: about once a simulated second while the belt moves."""

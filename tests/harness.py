@@ -5,6 +5,7 @@ mosquitto (the tests/mqtt broker fixtures), on the session's compressed clock.
     session = await run_in(tmp_path / "s", "first-steps", "safety-key@40", quirks=("mph-target",))
     assert session.exit_code == 3 and session.latch_reason == "safety_key"
     assert session.received  # the simulator's record: Control Point requests as it got them
+    assert session.simulator is not None and session.simulator.belt_stopped()  # its public surface
 
     async with start_in(tmp_path / "s", program, mqtt_url=url) as running:  # a session as a task
         ...
@@ -40,6 +41,7 @@ from retro_ftms.safety.limits import KEYS
 from retro_ftms.session.control import SessionControl
 from retro_ftms.session.snapshot import SessionSnapshot, SnapshotTracker
 from retro_ftms.session.timeline import SessionResult
+from simulator.gatt import SimulatedTreadmill
 
 # The time-based triggers at their configurable maxima (see the module docstring).
 TIMING: Final[Mapping[str, float]] = {
@@ -194,11 +196,14 @@ UI = TypeVar("UI", bound=QuietUI)
 @dataclass(frozen=True)
 class SessionRun(Generic[UI]):
     """One finished session: its exit code, its event log (parsed; the simulator's record is in its `sim`
-    events) and the UI that stood in for the person."""
+    events), the UI that stood in for the person and the simulator (None if the session ended before it
+    was built), off the air now, as the session left it: read its public surface (`model`, `received`,
+    `belt_stopped()`)."""
 
     exit_code: int
     events: list[dict[str, Any]]
     ui: UI
+    simulator: SimulatedTreadmill | None
 
     def __iter__(self) -> Iterator[Any]:  # `code, events = await run(...)`
         return iter((self.exit_code, self.events))
@@ -303,6 +308,7 @@ def session_options(
     person: str = "default",
     course: str | None = None,
     course_level: int | None = None,
+    on_simulator: Callable[[SimulatedTreadmill], None] | None = None,
 ) -> RunOptions:
     """`retro-ftms run --simulator --yes` with faults, quirks, strap and broker; files in `directory`;
     recorded in the `history` file when one is given."""
@@ -321,7 +327,20 @@ def session_options(
         person=person,
         course=course,
         course_level=course_level,
+        on_simulator=on_simulator,
     )
+
+
+@dataclass(eq=False)
+class _Simulators:
+    """The simulators a session built (`RunOptions.on_simulator`): one once it has gone that far, none
+    when it ended before (a declined pre-flight, a bad configuration)."""
+
+    built: list[SimulatedTreadmill] = field(default_factory=list)
+
+    def the_one(self) -> SimulatedTreadmill | None:
+        assert len(self.built) <= 1, f"the session built {len(self.built)} simulators"
+        return self.built[0] if self.built else None
 
 
 async def run_in(
@@ -332,14 +351,16 @@ async def run_in(
     timeout_s: float = SESSION_TIMEOUT_S,
     **options: Any,
 ) -> SessionRun[UI]:
-    """Run one session to its end (`session_options` takes the rest); its exit code and event log."""
-    run_options = session_options(directory, program, faults, **options)
+    """Run one session to its end (`session_options` takes the rest); its exit code, event log and
+    simulator."""
+    simulators = _Simulators()
+    run_options = session_options(directory, program, faults, on_simulator=simulators.built.append, **options)
     # A hung session fails here, cleanly: under hypothesis a replayed example would outlive the per-test
     # timeout, which fires only once per test.
     async with asyncio.timeout(timeout_s):
         code = await run_session(run_options, ui)
     assert run_options.events_path is not None
-    return SessionRun(code, read_events(run_options.events_path), ui)
+    return SessionRun(code, read_events(run_options.events_path), ui, simulators.the_one())
 
 
 @dataclass
@@ -349,12 +370,18 @@ class Running(Generic[UI]):
     ui: UI
     events_path: Path
     task: asyncio.Task[int]
+    simulators: _Simulators
+
+    @property
+    def simulator(self) -> SimulatedTreadmill | None:
+        """The session's simulator once it is built (on the air while the session runs)."""
+        return self.simulators.the_one()
 
     async def done(self, timeout_s: float = SESSION_TIMEOUT_S) -> SessionRun[UI]:
-        """Wait for the session to end; its exit code and event log."""
+        """Wait for the session to end; its exit code, event log and simulator."""
         async with asyncio.timeout(timeout_s):
             code = await self.task
-        return SessionRun(code, read_events(self.events_path), self.ui)
+        return SessionRun(code, read_events(self.events_path), self.ui, self.simulators.the_one())
 
 
 @contextlib.asynccontextmanager
@@ -366,9 +393,11 @@ async def start_in(
     **options: Any,
 ) -> AsyncIterator[Running[UI]]:
     """Run a session as a task while the context is open; on leaving, it has ended."""
-    run_options = session_options(directory, program, faults, **options)
+    simulators = _Simulators()
+    run_options = session_options(directory, program, faults, on_simulator=simulators.built.append, **options)
     assert run_options.events_path is not None
     async with asyncio.TaskGroup() as task_group:
-        running = Running(ui, run_options.events_path, task_group.create_task(run_session(run_options, ui)))
+        task = task_group.create_task(run_session(run_options, ui))
+        running = Running(ui, run_options.events_path, task, simulators)
         yield running
         await running.done()

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from retro_ftms.session.snapshot import SessionSnapshot, SnapshotTracker
     from retro_ftms.session.timeline import SessionResult
     from simulator.faults import FaultSpec
+    from simulator.gatt import SimulatedTreadmill
     from simulator.heart_rate_strap import HeartRateProfile
     from simulator.model import SimulatorSettings
 
@@ -87,6 +88,9 @@ class RunOptions:
     # The course and level the session belongs to (set by `run --course`); None: a lone program.
     course: str | None = None
     course_level: int | None = None
+    # Called with the in-process simulator once it is built, before it goes on the air: tests and
+    # benchmarks watch it through its public observers and read its record afterwards. The CLI sets none.
+    on_simulator: Callable[[SimulatedTreadmill], None] | None = None
 
 
 class SessionUI(Protocol):
@@ -530,6 +534,8 @@ async def _open_link(
             sim = await stack.enter_async_context(
                 SimulatedTreadmill(clock, sim_settings or simulator_settings(options.quirks), faults, bus)
             )
+            if options.on_simulator is not None:
+                options.on_simulator(sim)
             await sim.serve_on_link(link)
             if hr_profile is not None:
                 strap = await stack.enter_async_context(SimulatedHeartRateStrap(clock, hr_profile, bus=bus))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from retro_ftms.ble.ftms_client import FtmsClient
 from retro_ftms.clock import Clock
-from retro_ftms.codec import ControlPointRequest, ControlPointResponse, ResultCode
+from retro_ftms.codec import ControlPointRequest, ControlPointResponse, MachineStatusCode, ResultCode
 from simulator.faults import FaultSpec
-from simulator.server import FtmsServer
+from simulator.gatt import ControlPointWrite, Sent, SimulatedTreadmill
+from simulator.server import Channel, FtmsServer
 
 
 def _request_control(server: FtmsServer) -> ResultCode:
@@ -22,3 +26,49 @@ def test_clear_faults_gives_back_a_healthy_machine() -> None:
     server.clear_faults()
     assert server.safety_key_in
     assert _request_control(server) is ResultCode.SUCCESS
+
+
+async def test_notify_and_write_listeners_hear_what_goes_over_the_air(
+    simulator: SimulatedTreadmill, ftms_client: FtmsClient
+) -> None:
+    sent: list[Sent] = []
+    writes: list[ControlPointWrite] = []
+    remove_sent = simulator.add_notify_listener(sent.append)
+    simulator.add_write_listener(writes.append)
+    await ftms_client.request(ControlPointRequest.request_control())
+    await ftms_client.request(ControlPointRequest.start_or_resume())
+    simulator.pull_safety_key()
+    async with asyncio.timeout(10.0):
+        await simulator.wait_belt_stopped()
+        await simulator.wait_idle()
+    assert [w.payload for w in writes] == [
+        bytes(ControlPointRequest.request_control()),
+        bytes(ControlPointRequest.start_or_resume()),
+    ]
+    channels = {s.channel for s in sent}
+    assert {Channel.CONTROL_POINT, Channel.MACHINE_STATUS, Channel.TREADMILL_DATA} <= channels
+    key_pulled = bytes([MachineStatusCode.STOPPED_BY_SAFETY_KEY])
+    assert any(s.channel is Channel.MACHINE_STATUS and s.payload[:1] == key_pulled for s in sent)
+    assert simulator.idle()
+    remove_sent()
+    count = len(sent)
+    later: list[Sent] = []
+    simulator.add_notify_listener(later.append)
+    simulator.insert_safety_key()
+    simulator.console_start()
+    async with asyncio.timeout(10.0):
+        await simulator.clock.sleep(2.0)
+    assert later  # the belt runs and reports again ...
+    assert len(sent) == count  # ... and a removed listener hears none of it
+
+
+async def test_a_failing_listener_never_breaks_the_simulator(
+    simulator: SimulatedTreadmill, ftms_client: FtmsClient
+) -> None:
+    def broken(_value: object) -> None:
+        raise RuntimeError("observer bug")
+
+    simulator.add_notify_listener(broken)
+    simulator.add_write_listener(broken)
+    response = await ftms_client.request(ControlPointRequest.request_control())
+    assert response.result is ResultCode.SUCCESS
