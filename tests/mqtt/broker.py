@@ -310,10 +310,7 @@ class Recorder:
         self, predicate: Callable[[list[Received]], bool], timeout_s: float = RECORDER_TIMEOUT_S
     ) -> list[Received]:
         """Wait until `predicate(messages)` holds; returns the messages."""
-        async with asyncio.timeout(timeout_s):
-            while not predicate(self.messages):
-                self._changed.clear()
-                await self._changed.wait()
+        await wait_until(self._changed, lambda: predicate(self.messages), timeout_s)
         return self.messages
 
     async def wait_topic(
@@ -329,17 +326,19 @@ class Recorder:
         return next(m for m in self.messages if m.topic == topic and predicate(m))
 
 
-class SilentBroker:
-    """A TCP server that takes MQTT connections and never answers: a frozen broker you can observe.
+async def wait_until(changed: asyncio.Event, holds: Callable[[], bool], timeout_s: float) -> None:
+    """Wait (bounded) until `holds()`, looking again each time `changed` is set."""
+    async with asyncio.timeout(timeout_s):
+        while not holds():
+            changed.clear()
+            await changed.wait()
 
-    `wait_for(predicate)` waits until `predicate(self)` holds; `connects` counts CONNECT packets
-    received, `closed` connections the client closed (EOF).
-    """
+
+class FakeBrokerServer:
+    """The TCP side of a fake broker: `async with` listens on a free port of HOST (`port`) and stops again;
+    every connection runs `_handle`, which sets `_changed` on whatever a test may wait for."""
 
     def __init__(self) -> None:
-        self.accepted = 0
-        self.connects = 0
-        self.closed = 0
         self.port = 0
         self._changed = asyncio.Event()
         self._server: asyncio.Server | None = None
@@ -354,9 +353,32 @@ class SilentBroker:
     ) -> None:
         assert self._server is not None
         self._server.close()
+        await self._closing()
+        await self._server.wait_closed()
+
+    async def _closing(self) -> None:
+        """Between no longer listening and waiting for the server to close: nothing by default."""
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class SilentBroker(FakeBrokerServer):
+    """A TCP server that takes MQTT connections and never answers: a frozen broker you can observe.
+
+    `wait_for(predicate)` waits until `predicate(self)` holds; `connects` counts CONNECT packets
+    received, `closed` connections the client closed (EOF).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.accepted = 0
+        self.connects = 0
+        self.closed = 0
+
+    async def _closing(self) -> None:
         with contextlib.suppress(TimeoutError):  # let open handlers see their client's EOF first
             await self.wait_for(lambda s: s.closed >= s.accepted, timeout_s=1.0)
-        await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
@@ -376,7 +398,4 @@ class SilentBroker:
     async def wait_for(
         self, predicate: Callable[[SilentBroker], bool], timeout_s: float = RECORDER_TIMEOUT_S
     ) -> None:
-        async with asyncio.timeout(timeout_s):
-            while not predicate(self):
-                self._changed.clear()
-                await self._changed.wait()
+        await wait_until(self._changed, lambda: predicate(self), timeout_s)

@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
-HOST: Final = "127.0.0.1"
+from tests.mqtt.broker import FakeBrokerServer, wait_until
+
 MAX_REMAINING_LENGTH: Final = 268_435_455  # the largest an MQTT packet can announce (256 MB)
 CHUNK_BYTES: Final = 64 * 1024
 MQTT_V5: Final = 5
@@ -70,7 +70,7 @@ class Hostile:
 
 
 @dataclass
-class HostileBroker:
+class HostileBroker(FakeBrokerServer):
     """See the module docstring. `stream_bytes` caps the filler (the client never gets a whole packet)."""
 
     topic: str
@@ -80,29 +80,12 @@ class HostileBroker:
     attack: bool = True  # False: every connection behaves
     connections: int = 0
     hostile: Hostile = field(default_factory=Hostile)
-    port: int = 0
 
     def __post_init__(self) -> None:
-        self._changed = asyncio.Event()
-        self._server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._handle, HOST, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
+        super().__init__()
 
     async def wait_connections(self, count: int, timeout_s: float) -> None:
-        async with asyncio.timeout(timeout_s):
-            while self.connections < count:
-                self._changed.clear()
-                await self._changed.wait()
+        await wait_until(self._changed, lambda: self.connections >= count, timeout_s)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1

@@ -11,7 +11,8 @@ from retro_ftms.edge.mqtt.bridge import UNKNOWN_COMMAND
 from retro_ftms.edge.mqtt.limits import MAX_INCOMING_PACKET_BYTES
 from retro_ftms.edge.mqtt.topics import MqttTopics
 from retro_ftms.events import Event, RefusedEvent
-from tests.mqtt.hostile_broker import HOST, HostileBroker
+from tests.mqtt.broker import HOST
+from tests.mqtt.hostile_broker import HostileBroker
 from tests.mqtt.test_bridge import Rig
 
 CONFIG: Final = MqttConfig(host=HOST)
