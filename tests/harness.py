@@ -11,6 +11,8 @@ mosquitto (the tests/mqtt broker fixtures), on the session's compressed clock.
         ...
         session = await running.done()
 
+    code, stderr = await signal_script(run_args, signal.SIGTERM, after=...)  # the CLI in a subprocess
+
 `TIMING` loosens only the time-based triggers (data timeout, settling, stop confirmation) to their
 configurable maxima: at a high time scale one simulated second is a few wall milliseconds, and a loaded
 2-core machine must not trip them by scheduling jitter alone. Tests of those triggers set them back.
@@ -25,8 +27,10 @@ import contextlib
 import itertools
 import json
 import os
+import signal
+import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Generic, TypeVar
@@ -51,6 +55,9 @@ DEFAULT_TIME_SCALE: Final = 300.0
 SESSION_TIMEOUT_S: Final = 30.0  # wall seconds; a hung session fails cleanly, not at the per-test timeout
 MOTION_OPS: Final = frozenset({"start", "set_speed", "set_incline"})
 SIM_MOTION_OPS: Final = frozenset({"start_or_resume", "set_target_speed", "set_target_inclination"})
+SCRIPT: Final = Path(sys.executable).parent / "retro-ftms"
+PROCESS_START_TIMEOUT_S: Final = 30.0  # wall: a fresh interpreter importing bumble on a loaded machine
+LOG_POLL_INTERVAL_S: Final = 0.05  # the other process writes the log; nothing here can wake on it sooner
 
 Config = Mapping[str, Mapping[str, float | int | str | bool]]
 Tables = dict[str, dict[str, float | int | str | bool]]
@@ -401,3 +408,59 @@ async def start_in(
         running = Running(ui, run_options.events_path, task, simulators)
         yield running
         await running.done()
+
+
+# -- the console script in a subprocess (signals go to a whole process) -------------------------------------
+
+
+def read_complete(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a log that another process is writing (the last one may be half-written)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines() if line]
+
+
+def told_to_move(event: dict[str, Any]) -> bool:
+    """A `set_speed` command: the belt has been told to move."""
+    return event["type"] == "command" and event["op"] == "set_speed"
+
+
+async def wait_for_log(
+    path: Path,
+    process: asyncio.subprocess.Process,
+    predicate: Callable[[dict[str, Any]], bool],
+    timeout_s: float = PROCESS_START_TIMEOUT_S,
+) -> None:
+    """Return once the log `process` writes has an event satisfying `predicate`; fails if it ends first."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            assert process.returncode is None, "the process ended before the awaited event"
+            if any(predicate(e) for e in read_complete(path)):
+                return
+            await asyncio.sleep(LOG_POLL_INTERVAL_S)
+
+
+async def signal_script(
+    args: Sequence[str],
+    signum: signal.Signals,
+    *,
+    after: Callable[[asyncio.subprocess.Process], Awaitable[None]],
+    exit_timeout_s: float,
+) -> tuple[int | None, str]:
+    """Run `retro-ftms ARGS`, send `signum` once `after(process)` returns; its exit code and stderr. The
+    process never outlives the call."""
+    process = await asyncio.create_subprocess_exec(
+        str(SCRIPT), *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        await after(process)
+        process.send_signal(signum)
+        async with asyncio.timeout(exit_timeout_s):
+            _, stderr = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return process.returncode, stderr.decode()

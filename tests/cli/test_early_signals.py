@@ -14,13 +14,12 @@ from typing import Final
 
 import pytest
 
+from tests.harness import read_complete, signal_script, wait_for_log
 from tests.resilience.test_scan import empty_radio
-from tests.session.test_signals import SCRIPT, read_complete
 
 EXIT_INTERRUPTED: Final = 130
 EXIT_TIMEOUT_S: Final = 30.0
 CONNECT_WAIT_S: Final = 30.0
-POLL_INTERVAL_S: Final = 0.05  # the other process writes the log; nothing here can wake on it sooner
 HANDLER_POLL_S: Final = 0.005  # how often /proc is read for the handler; start-up takes ~0.3 s
 
 
@@ -31,72 +30,44 @@ def _catches(pid: int, signum: signal.Signals) -> bool:
     return bool(int(caught, 16) >> (signum - 1) & 1)
 
 
+async def _handlers_in_then(process: asyncio.subprocess.Process, after_s: float) -> None:
+    """A signal before the interpreter has run our entry point cannot be handled by any code of ours (a
+    loaded machine takes longer than 0.15 s to get there): wait until its handlers are in (the interpreter
+    itself catches SIGINT earlier, but never SIGHUP), then `after_s` more."""
+    async with asyncio.timeout(EXIT_TIMEOUT_S):
+        while not _catches(process.pid, signal.SIGHUP):  # noqa: ASYNC110  (another process: no event)
+            await asyncio.sleep(HANDLER_POLL_S)
+    await asyncio.sleep(after_s)  # wall time is what this test is about: the start-up window
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["TERM", "INT", "HUP"])
 @pytest.mark.parametrize("after_s", [0.0, 0.15, 0.6])
 async def test_a_signal_during_start_up_exits_130_quietly(
     tmp_path: Path, signum: signal.Signals, after_s: float
 ) -> None:
-    process = await asyncio.create_subprocess_exec(
-        str(SCRIPT),
-        "run",
-        "--simulator",
-        "--program",
-        "first-steps",
-        "--yes",
-        "--events",
-        str(tmp_path / "events.jsonl"),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
+    events = tmp_path / "events.jsonl"
+    code, stderr = await signal_script(
+        ["run", "--simulator", "--program", "first-steps", "--yes", "--events", str(events)],
+        signum,
+        after=lambda process: _handlers_in_then(process, after_s),
+        exit_timeout_s=EXIT_TIMEOUT_S,
     )
-    try:
-        # A signal before the interpreter has run our entry point cannot be handled by any code of ours
-        # (a loaded machine takes longer than 0.15 s to get there): wait until its handlers are in (the
-        # interpreter itself catches SIGINT earlier, but never SIGHUP).
-        async with asyncio.timeout(EXIT_TIMEOUT_S):
-            while not _catches(process.pid, signal.SIGHUP):  # noqa: ASYNC110  (another process: no event)
-                await asyncio.sleep(HANDLER_POLL_S)
-        await asyncio.sleep(after_s)  # wall time is what this test is about: the start-up window
-        process.send_signal(signum)
-        async with asyncio.timeout(EXIT_TIMEOUT_S):
-            _, stderr = await process.communicate()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode == EXIT_INTERRUPTED, stderr.decode()
-    assert "Traceback" not in stderr.decode()
+    assert code == EXIT_INTERRUPTED, stderr
+    assert "Traceback" not in stderr
 
 
 async def test_interrupted_while_connecting_the_log_gets_an_end(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
     with empty_radio() as spec:  # a radio with nothing in range: the scan for the treadmill goes on
-        process = await asyncio.create_subprocess_exec(
-            str(SCRIPT),
-            "run",
-            "--device",
-            "Nobody Here",
-            "--transport",
-            spec,
-            "--program",
-            "first-steps",
-            "--yes",
-            "--events",
-            str(events),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
+        device = ["--device", "Nobody Here", "--transport", spec]
+        code, stderr = await signal_script(
+            ["run", *device, "--program", "first-steps", "--yes", "--events", str(events)],
+            signal.SIGTERM,
+            after=lambda process: wait_for_log(
+                events, process, lambda e: e.get("state") == "connecting", CONNECT_WAIT_S
+            ),
+            exit_timeout_s=EXIT_TIMEOUT_S,
         )
-        try:
-            async with asyncio.timeout(CONNECT_WAIT_S):
-                while not any(e.get("state") == "connecting" for e in read_complete(events)):
-                    assert process.returncode is None
-                    await asyncio.sleep(POLL_INTERVAL_S)
-            process.send_signal(signal.SIGTERM)
-            async with asyncio.timeout(EXIT_TIMEOUT_S):
-                _, stderr = await process.communicate()
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-    assert process.returncode == EXIT_INTERRUPTED, stderr.decode()
+    assert code == EXIT_INTERRUPTED, stderr
     ends = [e for e in read_complete(events) if e["type"] == "end"]
-    assert [(e["outcome"], e["reason"]) for e in ends] == [("stopped", "signal")], stderr.decode()
+    assert [(e["outcome"], e["reason"]) for e in ends] == [("stopped", "signal")], stderr

@@ -16,7 +16,7 @@ import pytest
 
 from retro_ftms.edge.preflight import QUESTIONS
 from tests.cli.test_run import Terminal, answer_after, answer_preflight, read_events, run_args, terminal
-from tests.session.test_signals import first_set_speed
+from tests.harness import told_to_move, wait_for_log
 
 
 def belt_stopped_before_end(events: list[dict[str, Any]]) -> str:
@@ -34,7 +34,7 @@ async def moving(term: Terminal, events: Path) -> None:
     """Answer the questions and wait until the belt has been told to move."""
     await answer_preflight(term, [b"y"] * len(QUESTIONS))
     await term.wait_for("step 1/5")
-    await first_set_speed(events, term.process)
+    await wait_for_log(events, term.process, told_to_move)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGQUIT], ids=["SIGHUP", "SIGQUIT"])

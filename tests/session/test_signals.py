@@ -6,51 +6,27 @@ belt to move by watching the event log it writes, then signals it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import signal
-import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import pytest
 
-from retro_ftms.edge.app import RunOptions, Units, run_session
-from retro_ftms.events import CheckinEvent, DataEvent, Event, EventBus, SafetyReason
+from retro_ftms.edge.app import Units
+from retro_ftms.events import DataEvent, Event, EventBus, SafetyReason
 from retro_ftms.session.control import SessionControl
-from retro_ftms.session.runner import SessionResult
-from retro_ftms.session.snapshot import SessionSnapshot, SnapshotTracker
+from retro_ftms.session.snapshot import SnapshotTracker
+from tests import harness
+from tests.harness import QuietUI, read_complete, signal_script, told_to_move, wait_for_log
 
-SCRIPT: Final = Path(sys.executable).parent / "retro-ftms"
 # Slow enough that the first step (60 s) is still running when the signal arrives, fast enough to stop
 # the belt within a fraction of a wall second.
 TIME_SCALE: Final = "20"
-START_TIMEOUT_S: Final = 30.0  # wall seconds: a fresh interpreter importing bumble on a loaded machine
 EXIT_TIMEOUT_S: Final = 15.0
-POLL_INTERVAL_S: Final = 0.05  # the other process writes the log; nothing here can wake on it sooner
 EXIT_INTERRUPTED: Final = 130
-
-
-async def first_set_speed(path: Path, process: asyncio.subprocess.Process) -> None:
-    """Return once the event log shows a set_speed command (the belt has been told to move)."""
-    async with asyncio.timeout(START_TIMEOUT_S):
-        while True:
-            assert process.returncode is None, "the session ended before the belt moved"
-            if any(e["type"] == "command" and e["op"] == "set_speed" for e in read_complete(path)):
-                return
-            await asyncio.sleep(POLL_INTERVAL_S)
-
-
-def read_complete(path: Path) -> list[dict[str, Any]]:
-    """The complete lines of a log that another process is writing (the last one may be half-written)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines() if line]
 
 
 @pytest.mark.parametrize(
@@ -60,31 +36,15 @@ def read_complete(path: Path) -> list[dict[str, Any]]:
 )
 async def test_signal_stops_the_belt_then_exits_130(tmp_path: Path, signum: signal.Signals) -> None:
     events_path = tmp_path / "events.jsonl"
-    process = await asyncio.create_subprocess_exec(
-        str(SCRIPT),
-        "run",
-        "--simulator",
-        "--program",
-        "foundation",
-        "--yes",
-        "--time-scale",
-        TIME_SCALE,
-        "--events",
-        str(events_path),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
+    args = ["run", "--simulator", "--program", "foundation", "--yes", "--time-scale", TIME_SCALE]
+    code, stderr = await signal_script(
+        [*args, "--events", str(events_path)],
+        signum,
+        after=lambda process: wait_for_log(events_path, process, told_to_move),
+        exit_timeout_s=EXIT_TIMEOUT_S,
     )
-    try:
-        await first_set_speed(events_path, process)
-        process.send_signal(signum)
-        async with asyncio.timeout(EXIT_TIMEOUT_S):
-            _, stderr = await process.communicate()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
-    assert process.returncode == EXIT_INTERRUPTED, stderr.decode()
+    assert code == EXIT_INTERRUPTED, stderr
     events = read_complete(events_path)
     tail = "\n".join(str(e) for e in events if e["type"] != "data")
     signal_at = next(i for i, e in enumerate(events) if e["type"] == "safety")
@@ -99,28 +59,12 @@ async def test_signal_stops_the_belt_then_exits_130(tmp_path: Path, signum: sign
     assert motion == [], tail
 
 
-@dataclass
-class PersonUI:
-    """A `SessionUI` for a person who answers the questions with `answer` and then, once the belt moves,
-    asks for a stop with `reason` (a key, an MQTT STOP, the panel's pain button)."""
+@dataclass(eq=False)
+class PersonUI(QuietUI):
+    """The harness's UI for a person who answers the questions with `answer` and then, once the belt
+    moves, asks for a stop with `reason` (a key, an MQTT STOP, the panel's pain button)."""
 
     reason: SafetyReason | None = None
-    answer: bool = True
-    results: list[SessionResult] = field(default_factory=list)
-
-    def preflight(self, program_title: str, summary: str) -> bool:
-        del program_title, summary
-        return self.answer
-
-    def cancel_preflight(self) -> None:
-        """Nothing to cancel: `preflight` answers at once."""
-
-    def checkin_before(self, *, ask_morning: bool) -> tuple[CheckinEvent, ...]:
-        del ask_morning
-        return (CheckinEvent("before"),)
-
-    def checkin_after(self) -> CheckinEvent:
-        return CheckinEvent("after")
 
     def session_started(
         self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units
@@ -142,30 +86,18 @@ class PersonUI:
 
         return stopping()
 
-    def alarm(self, message: str) -> None:
-        del message
 
-    def notice(self, message: str) -> None:
-        del message
-
-    def finished(self, result: SessionResult, snapshot: SessionSnapshot) -> None:
-        del snapshot
-        self.results.append(result)
-
-
-async def run_person(tmp_path: Path, ui: PersonUI) -> tuple[int, list[dict[str, Any]]]:
+async def run_person(tmp_path: Path, ui: PersonUI) -> harness.SessionRun[PersonUI]:
     """One in-process session on the simulator (bleak over Bumble), with the event log read back."""
-    events_path = tmp_path / "events.jsonl"
-    options = RunOptions(program="first-steps", simulator=True, events_path=events_path, time_scale=50.0)
-    async with asyncio.timeout(EXIT_TIMEOUT_S):
-        code = await run_session(options, ui)
-    return code, read_complete(events_path)
+    return await harness.run_in(
+        tmp_path, "first-steps", ui=ui, time_scale=50.0, timing=False, timeout_s=EXIT_TIMEOUT_S
+    )
 
 
 @pytest.mark.parametrize("reason", ["user", "signal", "mqtt_stop", "pain"])
 async def test_a_persons_stop_exits_130(tmp_path: Path, reason: SafetyReason) -> None:
     """Every deliberate stop by a person is 130 ("stopped by you"), never 3 (a safety trigger)."""
-    ui = PersonUI(reason)
+    ui = PersonUI(reason=reason)
     code, events = await run_person(tmp_path, ui)
     assert code == EXIT_INTERRUPTED, [e for e in events if e["type"] != "data"][-10:]
     assert [(e["outcome"], e["reason"]) for e in events if e["type"] == "end"] == [("stopped", reason)]
