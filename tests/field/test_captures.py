@@ -10,15 +10,8 @@ from typing import Any, Final
 
 import pytest
 
-from retro_ftms.codec import (
-    ControlPointResponse,
-    FitnessMachineFeature,
-    InclinationRange,
-    MachineStatus,
-    SpeedRange,
-    TrainingStatus,
-    TreadmillData,
-)
+from retro_ftms import codec
+from retro_ftms.codec import MachineStatus, TreadmillData
 from retro_ftms.errors import CodecError
 
 CAPTURES: Final[list[dict[str, Any]]] = json.loads(
@@ -27,11 +20,11 @@ CAPTURES: Final[list[dict[str, Any]]] = json.loads(
 DECODERS: Final[dict[str, Any]] = {
     "0x2ACD": TreadmillData.from_bytes,
     "0x2ADA": MachineStatus.from_bytes,
-    "0x2AD3": TrainingStatus.from_bytes,
-    "0x2AD9": ControlPointResponse.from_bytes,
-    "0x2ACC": FitnessMachineFeature.from_bytes,
-    "0x2AD4": SpeedRange.from_bytes,
-    "0x2AD5": InclinationRange.from_bytes,
+    "0x2AD3": codec.TrainingStatus.from_bytes,
+    "0x2AD9": codec.ControlPointResponse.from_bytes,
+    "0x2ACC": codec.FitnessMachineFeature.from_bytes,
+    "0x2AD4": codec.SpeedRange.from_bytes,
+    "0x2AD5": codec.InclinationRange.from_bytes,
 }
 # expected key -> TreadmillData attribute
 RECORD_KEYS: Final = {

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import pytest
 
 from retro_ftms.clock import Clock
+from retro_ftms.codec import MachineStatus
 from retro_ftms.events import Event, EventBus, RefusedEvent, SafetyEvent, StateEvent
 from retro_ftms.safety import EffectiveLimits, SafetyConfig, SafetyGuard
 from tests.safety.fakes import FakeLink, ManualClock, settle
@@ -73,6 +74,15 @@ class Rig:
             await self.clock.advance(1.0)
             self.link.data(speed, incline)
         await self.clock.advance(max(0.0, t - self.clock.now()))
+
+    async def console_decrease(self, guard: SafetyGuard, status: MachineStatus) -> None:
+        """Running at 1.6 km/h, the incline raised to 1 % once the rules allow it (31 s), then the console
+        reports `status` (a decrease of speed or incline)."""
+        await self.running(guard, 1.6)
+        await self.until(31, 1.6)
+        await guard.set_incline(1.0)
+        self.link.status(status)
+        await settle()
 
     async def stopped(self, call: Coroutine[Any, Any, bool]) -> bool:
         """Run a stop (`guard.stop`, `finish`) while the belt then reports standing (`FakeLink.rest`)."""

@@ -6,7 +6,6 @@ import pytest
 
 from retro_ftms.codec import MachineStatus
 from tests.safety.conftest import Rig
-from tests.safety.fakes import settle
 
 
 @pytest.mark.parametrize(
@@ -20,11 +19,7 @@ async def test_a_console_decrease_says_lowered_and_the_held_value(
     rig: Rig, status: MachineStatus, text: str
 ) -> None:
     async with rig.guard() as guard:
-        await rig.running(guard, 1.6)
-        await rig.until(31, 1.6)
-        await guard.set_incline(1.0)
-        rig.link.status(status)
-        await settle()
+        await rig.console_decrease(guard, status)
         (hold,) = rig.safety()
         assert hold.action == "hold"
         assert text in hold.detail, hold.detail

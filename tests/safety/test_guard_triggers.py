@@ -118,11 +118,7 @@ async def test_echoes_of_our_own_commands_are_not_triggers(rig: Rig) -> None:
 )
 async def test_a_console_decrease_holds(rig: Rig, status: MachineStatus, held: str) -> None:
     async with rig.guard() as guard:
-        await rig.running(guard, 1.6)
-        await rig.until(31, 1.6)
-        await guard.set_incline(1.0)
-        rig.link.status(status)
-        await settle()
+        await rig.console_decrease(guard, status)
         assert guard.latched is None
         assert guard.holding
         detail = rig.safety()[0].detail
