@@ -30,7 +30,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Generic, TypeVar
@@ -39,7 +39,7 @@ import pytest
 
 from retro_ftms.edge.app import RunOptions, Units, run_session
 from retro_ftms.edge.config import ENV_PREFIX as CONFIG_ENV_PREFIX
-from retro_ftms.events import CheckinEvent, Event, EventBus
+from retro_ftms.events import CheckinEvent, Event, EventBus, Listener
 from retro_ftms.safety.guard import STILL_BELOW_KMH
 from retro_ftms.safety.limits import KEYS
 from retro_ftms.session.control import SessionControl
@@ -82,6 +82,16 @@ def no_config_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def numbered_dirs(parent: Path, prefix: str = "session") -> Iterator[Path]:
     """`parent/session-0`, `parent/session-1`, ...: one directory per session of a test."""
     return (parent / f"{prefix}-{n}" for n in itertools.count())
+
+
+R = TypeVar("R")
+
+
+def in_numbered_dirs(parent: Path, run_in: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+    """A folder's `run` fixture: `run(program, *faults, **options)` is `run_in(directory, program, *faults,
+    **options)` with the next of `numbered_dirs(parent)` as the directory."""
+    directories = numbered_dirs(parent)
+    return lambda program, *faults, **options: run_in(next(directories), program, *faults, **options)
 
 
 def toml_config(config: Config) -> str:
@@ -178,23 +188,30 @@ class ListeningUI(QuietUI):
         self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units
     ) -> contextlib.AbstractAsyncContextManager[None]:
         del units
-        return self._listening(tracker, bus, control)
+        return acting(bus, lambda _t, event: self.on_session_event(event, tracker, control))
 
     def on_session_event(self, event: Event, tracker: SnapshotTracker, control: SessionControl) -> None:
         """Called inline on the bus: only record or request, never block."""
 
-    @contextlib.asynccontextmanager
-    async def _listening(
-        self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl
-    ) -> AsyncIterator[None]:
-        unsubscribe = bus.subscribe(lambda _t, event: self.on_session_event(event, tracker, control))
-        try:
-            yield
-        finally:
-            unsubscribe()
-
 
 UI = TypeVar("UI", bound=QuietUI)
+
+
+@contextlib.asynccontextmanager
+async def acting(bus: EventBus, on_event: Listener, *jobs: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """What a test's person does while the session runs (a `session_started` context): `on_event` hears
+    the bus and `jobs` run as tasks while the context is open; leaving cancels them and stops listening."""
+    unsubscribe = bus.subscribe(on_event)
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(job) for job in jobs]
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+    finally:
+        unsubscribe()
 
 
 # -- a finished session -------------------------------------------------------------------------------------

@@ -156,8 +156,7 @@ class PersonUI(QuietUI):
         del tracker, units
         return self._acting(bus, control)
 
-    @contextlib.asynccontextmanager
-    async def _acting(self, bus: EventBus, control: SessionControl) -> AsyncIterator[None]:
+    def _acting(self, bus: EventBus, control: SessionControl) -> contextlib.AbstractAsyncContextManager[None]:
         running = asyncio.Event()
         paused = asyncio.Event()
 
@@ -184,14 +183,4 @@ class PersonUI(QuietUI):
                     self.resumes_asked += 1
                     self.refusals.append(control.request_resume("test"))
 
-        unsubscribe = bus.subscribe(on_event)
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(pause_once()), group.create_task(resume_after_pauses())]
-                try:
-                    yield
-                finally:
-                    for task in tasks:
-                        task.cancel()
-        finally:
-            unsubscribe()
+        return harness.acting(bus, on_event, pause_once(), resume_after_pauses())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import pytest
 
@@ -51,24 +51,11 @@ def config_file(directory: Path, config: Config | None) -> Path:
     return path
 
 
-async def run_in(
-    directory: Path,
-    program: str | Path,
-    *faults: str,
-    hr_strap: str | None = None,
-    config: Config | None = None,
-    time_scale: float = TIME_SCALE,
-) -> SessionRun:
-    """One session against the in-process simulator (and strap), its files in `directory`."""
-    return await harness.run_in(
-        directory,
-        program,
-        *faults,
-        ui=RecordingUI(),
-        hr_strap=hr_strap,
-        config=config,
-        time_scale=time_scale,
-    )
+async def run_in(directory: Path, program: str | Path, *faults: str, **options: Any) -> SessionRun:
+    """One session against the in-process simulator (and strap), its files in `directory` (`options`:
+    `hr_strap`, `config`, `time_scale` of `harness.session_options`)."""
+    options = {"time_scale": TIME_SCALE, **options}
+    return await harness.run_in(directory, program, *faults, ui=RecordingUI(), **options)
 
 
 _no_config_from_the_environment = harness.no_config_from_the_environment
@@ -77,8 +64,7 @@ _no_config_from_the_environment = harness.no_config_from_the_environment
 @pytest.fixture
 def run(tmp_path: Path) -> RunResilient:
     """`await run(program, *faults, hr_strap=..., config=...)` -> `SessionRun`."""
-    directories = harness.numbered_dirs(tmp_path)
-    return lambda program, *faults, **options: run_in(next(directories), program, *faults, **options)
+    return harness.in_numbered_dirs(tmp_path, run_in)
 
 
 def belt_stopped_after(session: SessionRun, t: float) -> bool:

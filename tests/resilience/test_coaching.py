@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
@@ -35,6 +34,7 @@ from retro_ftms.session.snapshot import SnapshotTracker
 from simulator.gatt import SimulatedTreadmill
 from simulator.model import SimulatorSettings
 from simulator.quirks import with_quirks
+from tests import harness
 from tests.resilience.conftest import TIME_SCALE, TIMING, RecordingUI, config_file, read_events
 
 REACTION_S: Final = 2.0  # the person needs a moment to reach the buttons
@@ -97,21 +97,10 @@ class ConsolePerson:
         self._sim.console_set_speed(self._sim.model.belt_goal_kmh() + 0.1)
         self._sim.console_set_incline(1.0)
 
-    @contextlib.asynccontextmanager
-    async def at_the_console(self) -> AsyncIterator[None]:
-        unsubscribe = self._bus.subscribe(self._on_event)
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._follow())]
-                if self._misbehave_after_s is not None:
-                    tasks.append(group.create_task(self._misbehave(self._misbehave_after_s)))
-                try:
-                    yield
-                finally:
-                    for task in tasks:
-                        task.cancel()
-        finally:
-            unsubscribe()
+    def at_the_console(self) -> contextlib.AbstractAsyncContextManager[None]:
+        after_s = self._misbehave_after_s
+        misbehaving = [] if after_s is None else [self._misbehave(after_s)]
+        return harness.acting(self._bus, self._on_event, self._follow(), *misbehaving)
 
 
 async def coach(

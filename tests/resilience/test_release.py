@@ -10,12 +10,12 @@ from typing import Final
 
 import pytest
 
-from retro_ftms.edge.app import RunOptions, Units, run_session
+from retro_ftms.edge.app import Units, run_session
 from retro_ftms.events import DataEvent, Event, EventBus, StateEvent
 from retro_ftms.session.control import SessionControl
 from retro_ftms.session.snapshot import SnapshotTracker
 from tests import harness
-from tests.resilience.conftest import RecordingUI, RunResilient, config_file, read_events
+from tests.resilience.conftest import RecordingUI, RunResilient, read_events
 
 SHORT_PROGRAM: Final = str(Path(__file__).parents[1] / "cli" / "data" / "short.toml")
 
@@ -52,16 +52,9 @@ class StopsWhenRunning(harness.ListeningUI):
 
 
 async def _run_with(tmp_path: Path, ui: RecordingUI) -> list[dict[str, object]]:
-    events = tmp_path / "events.jsonl"
-    options = RunOptions(
-        program="first-steps",
-        simulator=True,
-        config_path=config_file(tmp_path, None),
-        events_path=events,
-        time_scale=300.0,
-    )
-    assert await run_session(options, ui) == 130
-    return read_events(events)
+    session = await harness.run_in(tmp_path, "first-steps", ui=ui)
+    assert session.exit_code == 130
+    return session.events
 
 
 async def test_the_persons_stop_ends_with_reset(tmp_path: Path) -> None:
@@ -72,14 +65,9 @@ async def test_the_persons_stop_ends_with_reset(tmp_path: Path) -> None:
 
 async def test_a_cancelled_session_stops_then_releases(tmp_path: Path) -> None:
     """Cancelled while the belt runs (as when the process is torn down): Stop first, then Reset."""
-    events_path = tmp_path / "events.jsonl"
-    options = RunOptions(
-        program="first-steps",
-        simulator=True,
-        config_path=config_file(tmp_path, None),
-        events_path=events_path,
-        time_scale=300.0,
-    )
+    options = harness.session_options(tmp_path, "first-steps")
+    assert options.events_path is not None
+    events_path = options.events_path
     moving = asyncio.Event()
 
     def on_event(_t: float, event: Event) -> None:

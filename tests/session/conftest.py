@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -63,8 +63,9 @@ class ResumingUI(QuietUI):
         del tracker, units
         return self._resuming(bus, control)
 
-    @contextlib.asynccontextmanager
-    async def _resuming(self, bus: EventBus, control: SessionControl) -> AsyncIterator[None]:
+    def _resuming(
+        self, bus: EventBus, control: SessionControl
+    ) -> contextlib.AbstractAsyncContextManager[None]:
         paused = asyncio.Event()
 
         def on_event(_t: float, event: Event) -> None:
@@ -78,16 +79,7 @@ class ResumingUI(QuietUI):
                 await bus.clock.sleep(self.resume_after_s)
                 self.refusals.append(control.request_resume("test"))
 
-        unsubscribe = bus.subscribe(on_event)
-        try:
-            async with asyncio.TaskGroup() as group:
-                task = group.create_task(resume_after_pauses())
-                try:
-                    yield
-                finally:
-                    task.cancel()
-        finally:
-            unsubscribe()
+        return harness.acting(bus, on_event, resume_after_pauses())
 
 
 class RunSession(Protocol):
@@ -103,25 +95,12 @@ class RunSession(Protocol):
 
 
 async def run_in(
-    directory: Path,
-    program: str | Path,
-    *faults: str,
-    time_scale: float = TIME_SCALE,
-    config: Config | None = None,
-    timing: bool = True,
-    ui: QuietUI | None = None,
+    directory: Path, program: str | Path, *faults: str, ui: QuietUI | None = None, **options: Any
 ) -> SessionRun:
-    """Run one session against the in-process simulator, writing its files into `directory`."""
-    return await harness.run_in(
-        directory,
-        program,
-        *faults,
-        ui=ui or QuietUI(),
-        time_scale=time_scale,
-        config=config,
-        timing=timing,
-        timeout_s=SESSION_TIMEOUT_S,
-    )
+    """Run one session against the in-process simulator, writing its files into `directory` (`options`:
+    `time_scale`, `config`, `timing` of `harness.session_options`)."""
+    options = {"time_scale": TIME_SCALE, "timeout_s": SESSION_TIMEOUT_S, **options}
+    return await harness.run_in(directory, program, *faults, ui=ui or QuietUI(), **options)
 
 
 _no_config_from_the_environment = harness.no_config_from_the_environment
@@ -130,8 +109,7 @@ _no_config_from_the_environment = harness.no_config_from_the_environment
 @pytest.fixture
 def run(tmp_path: Path) -> RunSession:
     """`await run(program, *faults, time_scale=..., config=...)` -> `SessionRun` (unpacks as code, events)."""
-    directories = harness.numbered_dirs(tmp_path)
-    return lambda program, *faults, **options: run_in(next(directories), program, *faults, **options)
+    return harness.in_numbered_dirs(tmp_path, run_in)
 
 
 # -- checks shared by the test modules -------------------------------------------------------------------

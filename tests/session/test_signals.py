@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -76,15 +75,7 @@ class PersonUI(QuietUI):
             if reason is not None and isinstance(event, DataEvent) and event.speed_kmh:  # the belt moves
                 control.request_stop(reason)
 
-        @contextlib.asynccontextmanager
-        async def stopping() -> AsyncIterator[None]:
-            unsubscribe = bus.subscribe(on_event)
-            try:
-                yield
-            finally:
-                unsubscribe()
-
-        return stopping()
+        return harness.acting(bus, on_event)
 
 
 async def run_person(tmp_path: Path, ui: PersonUI) -> harness.SessionRun[PersonUI]:
