@@ -42,7 +42,7 @@ from benchmarks._harness import (
 )
 from retro_ftms.edge.app import RunOptions, run_session
 from retro_ftms.safety.limits import SafetyConfig
-from tests.harness import QuietUI
+from tests.quiet_ui import QuietUI
 
 DEFAULT_TREADMILLS: Final = (1, 10, 50)
 DEFAULT_TRIALS: Final = 40

@@ -46,7 +46,7 @@ from retro_ftms.ble.ftms_client import FtmsClient
 from retro_ftms.edge.app import RunOptions, run_session
 from retro_ftms.safety import SafetyGuard
 from simulator.gatt import SimulatedTreadmill
-from tests.harness import QuietUI
+from tests.quiet_ui import QuietUI
 
 DEFAULT_SESSIONS: Final = 200
 DEFAULT_TIME_SCALE: Final = 100.0

@@ -38,7 +38,7 @@ from retro_ftms.clock import MAX_TIME_SCALE
 from retro_ftms.edge.app import RunOptions, run_session
 from retro_ftms.program import expand, load_program
 from retro_ftms.safety.limits import SafetyConfig
-from tests.harness import QuietUI
+from tests.quiet_ui import QuietUI
 
 DEFAULT_PROGRAM: Final = "build-to-20"
 # 400 and up are what the 3-second target needs; the lower ones find where compression still works.
