@@ -46,8 +46,9 @@ from retro_ftms.errors import CodecError
 from retro_ftms.events import EventBus
 from retro_ftms.safety.limits import EffectiveLimits, SafetyConfig
 from simulator.faults import FaultKind, FaultSpec
-from simulator.gatt import ControlPointWrite, Sent, SimulatedTreadmill
+from simulator.gatt import ControlPointWrite, SimulatedTreadmill
 from simulator.model import SimulatorSettings
+from simulator.server import Outgoing
 
 STOP_BYTES: Final = bytes(ControlPointRequest.stop())
 CONNECT_TIMEOUT_S: Final = 20.0  # wall: 50 connections set up at once on a loaded 2-core machine
@@ -290,7 +291,7 @@ class StopTimer:
     def disarm(self) -> None:
         self.probe = None
 
-    def _on_sent(self, sent: Sent) -> None:
+    def _on_sent(self, sent: Outgoing) -> None:
         probe = self.probe
         if probe is not None and probe.trigger_ns is None:
             now = time.perf_counter_ns()

@@ -75,15 +75,6 @@ _RESERVED_TRAINING: Final = {b"\x00\x0f": b"\x00\x11", b"\x00\x01": b"\x00\x10"}
 
 
 @dataclass(frozen=True, slots=True)
-class Sent:
-    """A notification or indication as the simulator hands it to Bumble: its payload as on the air."""
-
-    client: Hashable
-    channel: Channel
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
 class ControlPointWrite:
     """A Control Point write as it arrives, before the simulator answers it (one it rejects too)."""
 
@@ -139,7 +130,7 @@ class SimulatedTreadmill:
         self._advertising_interval_ms = self.settings.advertising_interval_ms
         self._adv_max_bytes = VIRTUAL_ADV_MAX_BYTES
         self._chars: dict[Channel, Characteristic[bytes]] = {}
-        self._sent_listeners: Listeners[Sent] = Listeners("simulator notify")
+        self._sent_listeners: Listeners[Outgoing] = Listeners("simulator notify")
         self._write_listeners: Listeners[ControlPointWrite] = Listeners("simulator write")
         self._in_flight = 0  # messages a sender is handing to Bumble now
         self._sent = asyncio.Event()  # set whenever a sender has handed one over
@@ -179,8 +170,9 @@ class SimulatedTreadmill:
             else:
                 await self.clock.sleep_until(self.model.belt_settles_at())
 
-    def add_notify_listener(self, listener: Callable[[Sent], None]) -> Callable[[], None]:
-        """Hear every notification and indication just before it goes to Bumble; returns the remover."""
+    def add_notify_listener(self, listener: Callable[[Outgoing], None]) -> Callable[[], None]:
+        """Hear every notification and indication just before it goes to Bumble, its payload as on the air
+        (after the quirks); returns the remover."""
         return self._sent_listeners.add(listener)
 
     def add_write_listener(self, listener: Callable[[ControlPointWrite], None]) -> Callable[[], None]:
@@ -528,7 +520,7 @@ class SimulatedTreadmill:
             payload = _RESERVED_TRAINING.get(payload, b"\x01" + payload[1:])
         elif out.channel is Channel.MACHINE_STATUS:
             payload = payload.ljust(quirks.status_padded_to, b"\x00")
-        self._sent_listeners.emit(Sent(link.connection, out.channel, payload))
+        self._sent_listeners.emit(Outgoing(out.client, out.channel, payload))
         if not indicate:
             await device.notify_subscriber(link.connection, characteristic, payload)
             return

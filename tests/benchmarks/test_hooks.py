@@ -8,8 +8,8 @@ from retro_ftms.ble.ftms_client import FtmsClient
 from retro_ftms.clock import Clock
 from retro_ftms.codec import ControlPointRequest, ControlPointResponse, MachineStatusCode, ResultCode
 from simulator.faults import FaultSpec
-from simulator.gatt import ControlPointWrite, Sent, SimulatedTreadmill
-from simulator.server import Channel, FtmsServer
+from simulator.gatt import ControlPointWrite, SimulatedTreadmill
+from simulator.server import Channel, FtmsServer, Outgoing
 
 
 def _request_control(server: FtmsServer) -> ResultCode:
@@ -31,7 +31,7 @@ def test_clear_faults_gives_back_a_healthy_machine() -> None:
 async def test_notify_and_write_listeners_hear_what_goes_over_the_air(
     simulator: SimulatedTreadmill, ftms_client: FtmsClient
 ) -> None:
-    sent: list[Sent] = []
+    sent: list[Outgoing] = []
     writes: list[ControlPointWrite] = []
     remove_sent = simulator.add_notify_listener(sent.append)
     simulator.add_write_listener(writes.append)
@@ -52,7 +52,7 @@ async def test_notify_and_write_listeners_hear_what_goes_over_the_air(
     assert simulator.idle()
     remove_sent()
     count = len(sent)
-    later: list[Sent] = []
+    later: list[Outgoing] = []
     simulator.add_notify_listener(later.append)
     simulator.insert_safety_key()
     simulator.console_start()
