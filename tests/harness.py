@@ -17,7 +17,9 @@ mosquitto (the tests/mqtt broker fixtures), on the session's compressed clock.
 configurable maxima: at a high time scale one simulated second is a few wall milliseconds, and a loaded
 2-core machine must not trip them by scheduling jitter alone. Tests of those triggers set them back.
 The per-folder conftests (tests/session, tests/mqtt_session, tests/quirks, tests/resilience) are thin
-layers over this module that keep their own time scales and fixture names.
+layers over this module that keep their own time scales and fixture names (`in_numbered_dirs` makes
+their `run` fixtures); a test's person acts during a session through `acting`. The UI (`QuietUI`) lives
+in the pytest-free `tests.quiet_ui`, which the benchmarks share.
 """
 
 from __future__ import annotations
