@@ -274,36 +274,26 @@ def session_options(
     program: str | Path,
     faults: Sequence[str] = (),
     *,
-    time_scale: float = DEFAULT_TIME_SCALE,
     config: Config | None = None,
     timing: bool = True,
     quirks: Sequence[str] = (),
-    hr_strap: str | None = None,
-    mqtt_url: str | None = None,
     history: Path | None = None,
-    person: str = "default",
-    course: str | None = None,
-    course_level: int | None = None,
-    on_simulator: Callable[[SimulatedTreadmill], None] | None = None,
+    **options: Any,
 ) -> RunOptions:
-    """`retro-ftms run --simulator --yes` with faults, quirks, strap and broker; files in `directory`;
-    recorded in the `history` file when one is given."""
+    """`retro-ftms run --simulator --yes` with faults and quirks, files in `directory`, recorded in the
+    `history` file when one is given; `options` are `RunOptions` fields: `time_scale`
+    (`DEFAULT_TIME_SCALE` unless given), `hr_strap`, `mqtt_url`, `person`, `course`, `on_simulator`, ..."""
     events_path, config_path = prepare(directory, merged(config, timing))
+    options.setdefault("time_scale", DEFAULT_TIME_SCALE)
     return RunOptions(
-        program=str(program),
+        str(program),
         simulator=True,
         config_path=config_path,
-        mqtt_url=mqtt_url,
         events_path=events_path,
-        time_scale=time_scale,
         faults=tuple(faults),
         quirks=tuple(quirks),
-        hr_strap=hr_strap,
         history_path=history,
-        person=person,
-        course=course,
-        course_level=course_level,
-        on_simulator=on_simulator,
+        **options,
     )
 
 
