@@ -31,8 +31,8 @@ from retro_ftms.events import (
     StateEvent,
     StepEvent,
 )
-from retro_ftms.session.runner import SessionResult
 from retro_ftms.session.snapshot import SessionSnapshot, SnapshotTracker
+from retro_ftms.session.timeline import SessionResult
 from tests.cli.fakes import FakeControl
 
 FAST_SCALE = 200.0

@@ -29,8 +29,8 @@ from retro_ftms.safety.coaching import CANNOT_STOP, ConsoleWatch
 from retro_ftms.safety.limits import EffectiveLimits
 from retro_ftms.session.coaching import CoachingSession
 from retro_ftms.session.control import SessionControl
-from retro_ftms.session.runner import SessionResult
 from retro_ftms.session.snapshot import SnapshotTracker
+from retro_ftms.session.timeline import SessionResult
 from simulator.gatt import SimulatedTreadmill
 from simulator.model import SimulatorSettings
 from simulator.quirks import with_quirks

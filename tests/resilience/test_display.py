@@ -6,8 +6,8 @@ from rich.console import Console
 
 from retro_ftms.edge.display import PULL_KEY_MESSAGE, event_line, render_summary
 from retro_ftms.events import CoachEvent, SafetyEvent
-from retro_ftms.session.runner import SessionResult
 from retro_ftms.session.snapshot import SessionSnapshot
+from retro_ftms.session.timeline import SessionResult
 
 
 def text_of(renderable: object) -> str:

@@ -12,7 +12,8 @@ from retro_ftms.errors import BeltMovingError
 from retro_ftms.events import BELT_MOVING_REASON, EndEvent
 from retro_ftms.program import expand, load_program
 from retro_ftms.safety import SafetyGuard
-from retro_ftms.session.runner import EXIT_SAFETY_STOP, SessionRunner
+from retro_ftms.session.runner import SessionRunner
+from retro_ftms.session.timeline import EXIT_SAFETY_STOP
 from tests.safety.conftest import Rig
 from tests.safety.fakes import settle
 
