@@ -56,13 +56,7 @@ from retro_ftms.safety.rules import (
     incline_step,
     speed_step,
 )
-from retro_ftms.session.timeline import (
-    EXIT_COMPLETED,
-    EXIT_SAFETY_STOP,
-    SessionResult,
-    TimelineSession,
-    stopped_exit_code,
-)
+from retro_ftms.session.timeline import EXIT_COMPLETED, EXIT_SAFETY_STOP, SessionResult, TimelineSession
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -214,7 +208,7 @@ class CoachingSession(TimelineSession):
             self._raise_alarm(f"the belt did not stop after: {latched.detail}")
         reason = latched.reason
         self._bus.publish(EndEvent("stopped", reason))
-        return SessionResult("stopped", reason, stopped_exit_code(reason), self._program_time_s, stopped)
+        return SessionResult.stopped(reason, self._program_time_s, stopped)
 
     async def _belt_stands(self) -> bool:
         """Wait until a record shows the belt standing, within the stop confirmation time."""

@@ -20,13 +20,7 @@ from retro_ftms.events import BELT_MOVING_REASON, EndEvent, Event, EventBus, Saf
 from retro_ftms.program import Segment
 from retro_ftms.safety import CommandRefused, SafetyGuard
 from retro_ftms.safety.limits import EffectiveLimits
-from retro_ftms.session.timeline import (
-    EXIT_COMPLETED,
-    EXIT_INTERNAL_ERROR,
-    SessionResult,
-    TimelineSession,
-    stopped_exit_code,
-)
+from retro_ftms.session.timeline import EXIT_COMPLETED, EXIT_INTERNAL_ERROR, SessionResult, TimelineSession
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -111,7 +105,7 @@ class SessionRunner(TimelineSession):
         guard = self._guard
         if result.belt_stopped and not guard.stop_confirmed:
             reason = guard.reason or "stop_unconfirmed"
-            result = SessionResult("stopped", reason, stopped_exit_code(reason), result.program_time_s, False)
+            result = SessionResult.stopped(reason, result.program_time_s, False)
         result = dataclasses.replace(result, stop_confirmed_by=guard.stop_confirmed_by)
         by = None if result.stop_confirmed_by is None else result.stop_confirmed_by.name
         if result.outcome == "completed":
@@ -164,7 +158,7 @@ class SessionRunner(TimelineSession):
         """End after a latch, once the guard's stop procedure has been confirmed or has raised the alarm."""
         stopped = await self._guard.wait_stopped()
         reason = self._guard.reason or "error"
-        return SessionResult("stopped", reason, stopped_exit_code(reason), self._program_time_s, stopped)
+        return SessionResult.stopped(reason, self._program_time_s, stopped)
 
     async def _handle_requests(self) -> bool:
         """Carry out queued edge requests; True when one of them stopped the session."""

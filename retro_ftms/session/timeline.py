@@ -12,18 +12,14 @@ import abc
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from retro_ftms.clock import Clock
-from retro_ftms.events import (
-    PERSON_STOP_REASONS,
-    EventBus,
-    Outcome,
-    SafetyReason,
-    StepEvent,
-    StopConfirmation,
-)
+from retro_ftms.events import PERSON_STOP_REASONS, EventBus, Outcome, SafetyReason, StepEvent
 from retro_ftms.program import Segment
+
+if TYPE_CHECKING:
+    from retro_ftms.events import StopConfirmation
 
 EXIT_COMPLETED: Final = 0
 EXIT_SAFETY_STOP: Final = 3
@@ -48,10 +44,11 @@ class SessionResult:
     # What confirmed it (zero records in a row, or a stopped status with a zero record); None: not confirmed.
     stop_confirmed_by: StopConfirmation | None = None
 
-
-def stopped_exit_code(reason: str) -> int:
-    """The exit code of a `stopped` end: 130 when the person stopped it, 3 for a safety stop."""
-    return EXIT_INTERRUPTED if reason in _PERSON_REASONS else EXIT_SAFETY_STOP
+    @classmethod
+    def stopped(cls, reason: str, program_time_s: float, belt_stopped: bool | None) -> SessionResult:
+        """A `stopped` end: exit 130 when the person stopped it, 3 for a safety stop."""
+        code = EXIT_INTERRUPTED if reason in _PERSON_REASONS else EXIT_SAFETY_STOP
+        return cls("stopped", reason, code, program_time_s, belt_stopped)
 
 
 def segment_at(segments: Sequence[Segment], t: float) -> Segment:
