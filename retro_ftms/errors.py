@@ -57,6 +57,10 @@ class ProgramError(InvalidInputError):
     """A program file is malformed or would break the safety contract."""
 
 
+class CourseError(InvalidInputError):
+    """A course file is malformed, or one of its levels would break the safety contract."""
+
+
 class ConfigError(InvalidInputError):
     """A configuration file, environment variable or option is malformed or beyond a ceiling."""
 
