@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from retro_ftms.ble.connect import FitnessMachineAdvertisement
+    from retro_ftms.course import Course
     from retro_ftms.edge.config import AppConfig, BleConfig, LogConfig
     from retro_ftms.errors import InvalidInputError
     from retro_ftms.export import RecordedSession
@@ -77,6 +78,13 @@ programs_app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(programs_app, name="programs")
+course_app = typer.Typer(
+    help="List, show and check courses: the rules that choose each session from the last ones.",
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(course_app, name="course")
 
 VerboseOption = Annotated[
     int,
@@ -1213,6 +1221,146 @@ def report_command(
         console.print(line, markup=False, highlight=False)
     if str(out) != "-":
         console.print(f"wrote {out}", markup=False, highlight=False)
+
+
+# --- courses ----------------------------------------------------------------------------------------------
+
+
+def _course_speed(course: Course, speed: float, units: Literal["mph", "kmh"] | None) -> str:
+    from retro_ftms.edge.display import format_speed  # noqa: PLC0415
+
+    return format_speed(course.speed_kmh(speed), units or course.units)
+
+
+@course_app.command("list")
+def course_list(units: UnitsOption = None) -> None:
+    """List the built-in courses."""
+    from rich.table import Table  # noqa: PLC0415
+
+    from retro_ftms.course import builtin_names, load_course  # noqa: PLC0415
+
+    with _invalid_input_exits():
+        courses = [load_course(name) for name in builtin_names()]
+    table = Table(title="Built-in courses")
+    for column in ("name", "title", "sessions", "levels", "walking", "speeds"):
+        table.add_column(column, no_wrap=column != "title")
+    for course in courses:
+        first, last = course.levels[0], course.levels[-1]
+        table.add_row(
+            course.name,
+            course.title,
+            f"{course.schedule.sessions_per_week} a week, {course.schedule.weeks} weeks",
+            str(len(course.levels)),
+            f"{first.walk_s / 60:g}-{last.walk_s / 60:g} min",
+            f"{_course_speed(course, first.speed, _units(units)).split()[0]}-"
+            f"{_course_speed(course, last.speed, _units(units))}",
+        )
+    _stdout_console().print(table)
+
+
+@course_app.command("show")
+def course_show(
+    name: Annotated[str, typer.Argument(metavar="NAME|FILE", help="A built-in course's name, or a file.")],
+    units: UnitsOption = None,
+) -> None:
+    """Show a course's levels, its rules and where each number comes from."""
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    from retro_ftms.course import load_course  # noqa: PLC0415
+
+    with _invalid_input_exits():
+        course = load_course(name)
+    console = _stdout_console()
+    console.print(Text(f"{course.title} ({course.name})", style="bold"))
+    if course.description:
+        console.print(Text(course.description))
+    schedule, session, pain = course.schedule, course.session, course.pain
+    speed = _units(units)
+    for line in (
+        f"Schedule: {schedule.sessions_per_week} sessions a week for {schedule.weeks} weeks, at least "
+        f"{schedule.min_rest_h:g} h between sessions ({schedule.source})",
+        f"Every session: {session.warmup_min:g} min warm-up at "
+        f"{_course_speed(course, session.warmup_speed, speed)}, the working block, "
+        f"{session.cooldown_min:g} min cool-down at "
+        f"{_course_speed(course, session.cooldown_speed, speed)} ({session.source})",
+        f"Pain (0-10): up to {pain.safe_max} moves on, up to {pain.acceptable_max} repeats the level, above "
+        f"it, a worse next morning or a stop for pain steps back one level ({pain.source})",
+        "A level moves on only with every answer known (pain before, worst pain, next morning, could talk); "
+        "a stop the machine caused holds the level.",
+    ):
+        console.print(Text(line))
+    table = Table(title=f"{len(course.levels)} levels", title_justify="left")
+    for column in ("level", "walking", "speed", "incline", "changes", "source"):
+        table.add_column(column, no_wrap=column != "source")
+    for level in course.levels:
+        table.add_row(
+            str(level.number),
+            f"{level.walk_s / 60:g} min",
+            _course_speed(course, level.speed, speed),
+            f"{level.incline_pct:.1f} %",
+            level.change,
+            level.source,
+        )
+    console.print(table)
+    if course.sources:
+        console.print(Text("Sources", style="bold"))
+        for source in course.sources:
+            console.print(Text(f"- {source}"), soft_wrap=False)
+    console.print(Text(f"From {course.source}", style="dim"))
+
+
+def _course_problems(target: str, safety: SafetyConfig) -> tuple[Course | None, Sequence[InvalidInputError]]:
+    """Every way the course breaks the file format, its rules or (level by level) the safety rules."""
+    import tomllib  # noqa: PLC0415
+
+    from retro_ftms.course import check_course, load_course  # noqa: PLC0415
+    from retro_ftms.course.library import read_course_text  # noqa: PLC0415
+    from retro_ftms.course.model import course_errors  # noqa: PLC0415
+    from retro_ftms.errors import CourseError  # noqa: PLC0415
+
+    try:
+        course = load_course(target)
+    except CourseError as error:
+        path = Path(target)
+        if error.where != "file" and not error.where.startswith("line ") and path.is_file():
+            data = tomllib.loads(read_course_text(path))
+            return None, course_errors(data, source=error.source) or [error]
+        return None, [error]
+    return course, check_course(course, safety)
+
+
+@course_app.command("check")
+def course_check(
+    file: Annotated[str, typer.Argument(metavar="FILE", help="The course file to check.")],
+    config: ConfigOption = None,
+) -> None:
+    """Check a course file: its format, its rules, and every level's program against the safety rules.
+
+    Prints OK (exit 0) or every problem, naming the level or key, the value and the rule (exit 2). With
+    --config, against that configuration's safety rules.
+    """
+    from retro_ftms.edge.config import load_config  # noqa: PLC0415
+    from retro_ftms.edge.preflight import loosened_text  # noqa: PLC0415
+
+    with _invalid_input_exits():
+        safety = load_config(config).safety
+    warning = loosened_text(safety.loosened())
+    if warning is not None:
+        typer.echo(warning)
+    course, problems = _course_problems(file, safety)
+    if problems:
+        for problem in problems:
+            typer.echo(str(problem))
+        count = len(problems)
+        typer.echo(f"{file}: {count} problem{'s' if count > 1 else ''}; this course would not run")
+        raise typer.Exit(EXIT_USAGE)
+    assert course is not None
+    first, last = course.levels[0], course.levels[-1]
+    typer.echo(
+        f"OK {file}: {course.title}, {len(course.levels)} levels, {first.walk_s / 60:g} to "
+        f"{last.walk_s / 60:g} min, every level within the safety rules"
+    )
 
 
 def main() -> None:
