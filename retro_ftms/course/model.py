@@ -60,14 +60,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from retro_ftms.errors import CourseError
 from retro_ftms.program.model import (
-    _NAME_RE,
     MPH_TO_KMH,
     Quantity,
-    Units,
+    Titled,
     error_value,
     explain,
     relevant_errors,
@@ -152,16 +151,9 @@ class Level:
     source: str
 
 
-class Course(BaseModel):
-    """A validated course file; `source` is where it came from, for error messages."""
+class Course(Titled):
+    """A validated course file: its rules, and the levels they generate."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-
-    name: str
-    title: str = Field(min_length=1, max_length=80)
-    description: str = ""
-    units: Units
-    sources: tuple[str, ...] = Field(default=(), strict=False)
     schedule: Schedule
     session: SessionTemplate
     start: Start
@@ -169,21 +161,7 @@ class Course(BaseModel):
     speed: SpeedRule | None = None
     incline: InclineRule | None = None
     pain: PainRule
-    _source: str = PrivateAttr("<memory>")
     _levels: tuple[Level, ...] = PrivateAttr(())
-
-    @field_validator("name")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        if not _NAME_RE.fullmatch(value):  # the same names as programs
-            raise ValueError(
-                "must be 1-40 lowercase letters, digits and dashes, starting with a letter or digit"
-            )
-        return value
-
-    @property
-    def source(self) -> str:
-        return self._source
 
     @property
     def levels(self) -> tuple[Level, ...]:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from retro_ftms.export import RecordedSession
     from retro_ftms.history.store import HistoryStore
     from retro_ftms.program import Program
+    from retro_ftms.program.model import Titled
     from retro_ftms.safety.limits import SafetyConfig
 
 _LOGGER = logging.getLogger(__name__)
@@ -785,6 +786,26 @@ def _duration(seconds: float) -> str:
     return format_duration(seconds)
 
 
+def _show_title(console: Console, item: Titled) -> None:
+    """A program's or course's title, name and description."""
+    from rich.text import Text  # noqa: PLC0415
+
+    console.print(Text(f"{item.title} ({item.name})", style="bold"))
+    if item.description:
+        console.print(Text(item.description))
+
+
+def _show_sources(console: Console, item: Titled) -> None:
+    """A program's or course's citations, and the file it came from."""
+    from rich.text import Text  # noqa: PLC0415
+
+    if item.sources:
+        console.print(Text("Sources", style="bold"))
+        for source in item.sources:
+            console.print(Text(f"- {source}"), soft_wrap=False)
+    console.print(Text(f"From {item.source}", style="dim"))
+
+
 @programs_app.command("list")
 def programs_list(units: UnitsOption = None) -> None:
     """List the built-in programs."""
@@ -827,9 +848,7 @@ def programs_show(
         program = load_program(name)
         safety = load_config(None).safety
     console = _stdout_console()
-    console.print(Text(f"{program.title} ({program.name})", style="bold"))
-    if program.description:
-        console.print(Text(program.description))
+    _show_title(console, program)
     table = Table(title=f"{len(program.steps)} steps, {_duration(program.duration_s)}", title_justify="left")
     for column in ("#", "name", "kind", "speed", "incline", "duration"):
         table.add_column(column, no_wrap=column != "name")
@@ -848,22 +867,18 @@ def programs_show(
         console.print(Text("Notes", style="bold"))
         for number, step in notes:
             console.print(Text(f"{number}. {step.name}: {step.note}"))
-    if program.sources:
-        console.print(Text("Sources", style="bold"))
-        for source in program.sources:
-            console.print(Text(f"- {source}"), soft_wrap=False)
-    console.print(Text(f"From {program.source}", style="dim"))
+    _show_sources(console, program)
     _exit_on_problems(name, check_program(program, safety))
 
 
-def _exit_on_problems(target: str, problems: Sequence[InvalidInputError]) -> None:
-    """Name every problem and say the program would not run (exit 2); nothing when there are none."""
+def _exit_on_problems(target: str, problems: Sequence[InvalidInputError], what: str = "program") -> None:
+    """Name every problem and say the program (or course) would not run (exit 2); nothing when none."""
     if not problems:
         return
     for problem in problems:
         typer.echo(str(problem))
     count = len(problems)
-    typer.echo(f"{target}: {count} problem{'s' if count > 1 else ''}; this program would not run")
+    typer.echo(f"{target}: {count} problem{'s' if count > 1 else ''}; this {what} would not run")
     raise typer.Exit(EXIT_USAGE)
 
 
@@ -1272,9 +1287,7 @@ def course_show(
     with _invalid_input_exits():
         course = load_course(name)
     console = _stdout_console()
-    console.print(Text(f"{course.title} ({course.name})", style="bold"))
-    if course.description:
-        console.print(Text(course.description))
+    _show_title(console, course)
     schedule, session, pain = course.schedule, course.session, course.pain
     speed = _units(units)
     for line in (
@@ -1303,11 +1316,7 @@ def course_show(
             level.source,
         )
     console.print(table)
-    if course.sources:
-        console.print(Text("Sources", style="bold"))
-        for source in course.sources:
-            console.print(Text(f"- {source}"), soft_wrap=False)
-    console.print(Text(f"From {course.source}", style="dim"))
+    _show_sources(console, course)
 
 
 def _course_problems(target: str, safety: SafetyConfig) -> tuple[Course | None, Sequence[InvalidInputError]]:
@@ -1349,12 +1358,7 @@ def course_check(
     if warning is not None:
         typer.echo(warning)
     course, problems = _course_problems(file, safety)
-    if problems:
-        for problem in problems:
-            typer.echo(str(problem))
-        count = len(problems)
-        typer.echo(f"{file}: {count} problem{'s' if count > 1 else ''}; this course would not run")
-        raise typer.Exit(EXIT_USAGE)
+    _exit_on_problems(file, problems, "course")
     assert course is not None
     first, last = course.levels[0], course.levels[-1]
     typer.echo(

@@ -139,8 +139,11 @@ class Step(BaseModel):
         return round(seconds, 1)
 
 
-class Program(BaseModel):
-    """A validated program file; `source` is where it came from, for error messages."""
+class Titled(BaseModel):
+    """What a program and a course file share: a name, a title, the speed unit and the citations.
+
+    `source` is where the file came from, for error messages.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
@@ -149,7 +152,6 @@ class Program(BaseModel):
     description: str = ""
     units: Units
     sources: tuple[str, ...] = Field(default=(), strict=False)
-    steps: tuple[Step, ...] = Field(strict=False, min_length=1, max_length=STEPS_MAX)
     _source: str = PrivateAttr("<memory>")
 
     @field_validator("name")
@@ -164,6 +166,12 @@ class Program(BaseModel):
     @property
     def source(self) -> str:
         return self._source
+
+
+class Program(Titled):
+    """A validated program file."""
+
+    steps: tuple[Step, ...] = Field(strict=False, min_length=1, max_length=STEPS_MAX)
 
     @property
     def duration_s(self) -> float:
