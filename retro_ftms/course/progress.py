@@ -178,9 +178,10 @@ def rest_warning(course: Course, walked: Sequence[PastSession], now: datetime) -
     rest = now - ended
     schedule = course.schedule
     if rest < timedelta(hours=schedule.min_rest_h):
-        hours = max(rest.total_seconds() / 3600, 0.0)
+        minutes = max(rest.total_seconds() / 60, 0.0)
+        ago = f"{minutes:.0f} min" if minutes < 60 else f"{minutes / 60:.0f} h"
         return (
-            f"Your last session ended {hours:.0f} h ago; this course advises at least "
+            f"Your last session ended {ago} ago; this course advises at least "
             f"{schedule.min_rest_h:g} h of rest between sessions ({schedule.source}). Rest first if you can."
         )
     this_week = sum(1 for session in walked if now - session.started_at < _WEEK)

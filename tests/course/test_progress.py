@@ -88,6 +88,9 @@ def test_a_session_too_soon_gets_a_clear_warning() -> None:
     assert soon.rest_warning is not None
     assert "ended 5 h ago" in soon.rest_warning
     assert "at least 24 h of rest" in soon.rest_warning
+    sooner = decide(course, past, past[0].ended_at + timedelta(minutes=20), SafetyConfig())  # type: ignore[operator]
+    assert sooner.rest_warning is not None
+    assert "ended 20 min ago" in sooner.rest_warning
     later = decide(course, past, past[0].started_at + timedelta(days=2), SafetyConfig())
     assert later.rest_warning is None
 
