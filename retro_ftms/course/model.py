@@ -273,8 +273,9 @@ def _rule_errors(course: Course) -> list[CourseError]:
             Quantity("incline", course.incline.up_to_pct, "%"),
             f"must be above the start incline {start.incline:g} %",
         )
-    if not errors and len(list(_generate(course))) > LEVELS_MAX:
-        fail("file", Quantity("levels", len(list(_generate(course))), ""), f"at most {LEVELS_MAX} levels")
+    count = len(_generate(course)) if not errors else 0
+    if count > LEVELS_MAX:
+        fail("file", Quantity("levels", count, ""), f"at most {LEVELS_MAX} levels")
     return errors
 
 
