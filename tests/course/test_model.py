@@ -112,6 +112,11 @@ def test_a_stricter_cap_names_the_level_step_value_and_rule() -> None:
             "at most 2.0",
         ),
         (
+            {"duration": [{"up_to_min": 60, "step_min": 0.1, "source": "x"}]},
+            "file",
+            "at most 100 levels",
+        ),
+        (
             {"duration": [{"up_to_min": 4, "step_min": 1, "source": "x"}]},
             "key 'duration' entry 1 'up_to_min'",
             "duration only grows",
