@@ -204,6 +204,18 @@ class EndEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ProgressionEvent(Event):
+    """A course's decision after a session: `decision` (`progress`, `repeat`, `back`, `hold`), the `level`
+    of the next session, the `reason` in one short paragraph and the `source` of the rule that decided."""
+
+    TYPE: ClassVar[str] = "progression"
+    decision: Literal["progress", "repeat", "back", "hold"]
+    level: int
+    reason: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class LimitsEvent(Event):
     """The safety limits in force, published once before anything moves: every `[safety]` key's value
     (`limits`) and the keys the configuration set looser than their defaults (`loosened`)."""

@@ -18,6 +18,7 @@ says which limit stops it. Pure: no I/O, no clock (the caller passes `now`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -86,8 +87,12 @@ def _pain(value: int | None) -> str:
     return "unknown" if value is None else f"{value}/10"
 
 
-def judge(course: Course, last: PastSession) -> _Verdict:
-    """What the last session's end and check-ins say, before the levels and limits are applied."""
+def judge(course: Course, last: PastSession, *, morning_pending: bool = False) -> _Verdict:
+    """What the last session's end and check-ins say, before the levels and limits are applied.
+
+    `morning_pending`: the session has just ended, so its next-morning answer cannot be known yet; when
+    that is the only answer missing and the others would move on, the reason says so.
+    """
     pain = course.pain
     pain_source = pain.source
     worst = max((p for p in (last.worst_pain, last.pain_after) if p is not None), default=None)
@@ -137,6 +142,17 @@ def judge(course: Course, last: PastSession) -> _Verdict:
         )
         if value is None
     ]
+    if unknown == ["next-morning pain"] and morning_pending:
+        verdict = judge(course, dataclasses.replace(last, morning_pain=last.pain_before))
+        if verdict.decision == "progress":
+            return _Verdict(
+                "repeat",
+                f"worst pain {_pain(worst)} and you could talk; the next-morning answer is still to come: "
+                "if tomorrow morning the knee is back to how it was before the session, the next session "
+                "moves up a level (no level moves on without known pain answers)",
+                pain_source,
+            )
+        return verdict
     if unknown:
         return _Verdict(
             "repeat",
@@ -202,12 +218,15 @@ def decide(
     past_sessions: Sequence[PastSession],
     now: datetime,
     limits: SafetyConfig | EffectiveLimits,
+    *,
+    morning_pending: bool = False,
 ) -> Decision:
     """The next session of `course` for the person whose sessions (any course) are `past_sessions`.
 
     Only the sessions of this course count, the newest deciding. The level returned always fits the
     limits: a level that would not is never entered (the course stays below it and says why). Raises
-    `CourseError` when even the first level breaks the limits.
+    `CourseError` when even the first level breaks the limits. `morning_pending`: the newest session has
+    just ended (the decision logged after it), so its next-morning answer is still to come.
     """
     walked = sorted(past_sessions, key=lambda s: s.started_at)
     sessions = [s for s in walked if s.course == course.name]
@@ -227,7 +246,7 @@ def decide(
         )
     last = sessions[-1]
     previous = course.level(last.course_level or 1).number
-    verdict = judge(course, last)
+    verdict = judge(course, last, morning_pending=morning_pending)
     target = {"progress": previous + 1, "back": previous - 1}.get(verdict.decision, previous)
     decision, reason, source = verdict.decision, verdict.reason, verdict.source
     if target > len(course.levels):

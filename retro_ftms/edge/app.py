@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Final, Literal, Protocol, TypeVar
 from retro_ftms.clock import Clock
 from retro_ftms.edge.signals import SUSPEND_REFUSED, Interrupted, raising_stop_signals, session_signals
 from retro_ftms.errors import ConfigError, ProgramError
-from retro_ftms.events import CheckinEvent, EndEvent, Event, EventBus, StateEvent
-from retro_ftms.safety.limits import EffectiveLimits, limits_event
+from retro_ftms.events import CheckinEvent, EndEvent, Event, EventBus, ProgressionEvent, StateEvent
+from retro_ftms.safety.limits import EffectiveLimits, SafetyConfig, limits_event
 from retro_ftms.session.snapshot import DEFAULT_PERSON
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from retro_ftms.ble.heart_rate import HeartRateMonitor
     from retro_ftms.ble.reconnect import ReconnectingLink
     from retro_ftms.codec import FitnessMachineFeature
+    from retro_ftms.course import Course
     from retro_ftms.edge.config import AppConfig
     from retro_ftms.edge.mqtt import MqttBridge
     from retro_ftms.history.recorder import HistoryRecorder
@@ -64,7 +65,8 @@ _Answer = TypeVar("_Answer")
 class RunOptions:
     """Everything `retro-ftms run` was asked for, already parsed by the CLI."""
 
-    program: str
+    # A built-in program's name or a file; or a program already made (a course's level).
+    program: str | Program
     # The configuration the CLI already loaded (once, early); None: `load_app_config` loads `config_path`.
     config: AppConfig | None = None
     simulator: bool = False
@@ -91,6 +93,8 @@ class RunOptions:
     # Called with the in-process simulator once it is built, before it goes on the air: tests and
     # benchmarks watch it through its public observers and read its record afterwards. The CLI sets none.
     on_simulator: Callable[[SimulatedTreadmill], None] | None = None
+    # The course's rules, to decide (and record) the next session when this one is over.
+    course_plan: Course | None = None
 
 
 class SessionUI(Protocol):
@@ -202,7 +206,7 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
 
     config = load_app_config(options)
     units: Units = options.units or config.session.units
-    program = load_program(options.program)
+    program = load_program(options.program) if isinstance(options.program, str) else options.program
     errors = check_program(program, config.safety)
     if errors:
         raise errors[0]
@@ -227,7 +231,7 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
         if isinstance(event, EndEvent):
             ended.append(event)
 
-    history = _History(options, program)
+    history = _History(options, program, config.safety)
     history.look_back(ui)
     with (
         session_signals(on_signal, lambda: ui.notice(SUSPEND_REFUSED)),
@@ -306,9 +310,11 @@ class _History:
     database locked by another program is only reported: the recorder catches up when it can.
     """
 
-    def __init__(self, options: RunOptions, program: Program) -> None:
+    def __init__(self, options: RunOptions, program: Program, safety: SafetyConfig | None = None) -> None:
         self._options = options
         self._program = program
+        self._safety = safety or SafetyConfig()
+        self._course_failure: str | None = None
         self.path = options.history_path
         self.previous: int | None = None
         self.morning_missing = False
@@ -354,6 +360,10 @@ class _History:
             yield
         finally:
             self.recorder.close()
+            # Everything of the session is written (the event log is still open): the course decides.
+            progression = self._progression()
+            if progression is not None:
+                bus.publish(progression)
 
     def connected(self, links: _Links) -> None:
         """The treadmill is known: the session's row goes in, with no end yet."""
@@ -386,10 +396,34 @@ class _History:
             treadmill_quirks=quirks,
         )
 
+    def _progression(self) -> ProgressionEvent | None:
+        """With a course: the decision after this session (its next morning still to come), recorded."""
+        import sqlite3  # noqa: PLC0415
+
+        from retro_ftms.course import decide  # noqa: PLC0415
+        from retro_ftms.history.store import HistoryStore, now  # noqa: PLC0415
+
+        course, recorder = self._options.course_plan, self.recorder
+        if course is None or self.path is None or recorder is None or recorder.session_id is None:
+            return None
+        try:
+            with HistoryStore.open(self.path, busy_timeout_s=HISTORY_READ_TIMEOUT_S) as store:
+                past = store.past_sessions(self._options.person)
+                decision = decide(course, past, now(), self._safety, morning_pending=True)
+                store.record_progression(
+                    recorder.session_id, decision.decision, decision.level, decision.reason, decision.source
+                )
+        except (sqlite3.Error, OSError) as error:
+            self._course_failure = f"history {self.path}: the course's decision was not recorded: {error}"
+            return None
+        return ProgressionEvent(decision.decision, decision.level, decision.reason, decision.source)
+
     def tell(self, ui: SessionUI) -> None:
         """Tell the person once if the history could not be (fully) written."""
         if self.recorder is not None and self.recorder.failure is not None:
             ui.notice(self.recorder.failure)
+        if self._course_failure is not None:
+            ui.notice(self._course_failure)
 
 
 async def _run_guarded(

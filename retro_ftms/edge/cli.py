@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from retro_ftms.ble.connect import FitnessMachineAdvertisement
-    from retro_ftms.course import Course
+    from retro_ftms.course import Course, Decision, PastSession
     from retro_ftms.edge.config import AppConfig, BleConfig, LogConfig
     from retro_ftms.errors import InvalidInputError
     from retro_ftms.export import RecordedSession
@@ -576,6 +576,15 @@ def run(
         bool | None,
         typer.Option("--talk/--no-talk", help="Could you talk the whole time? (so it is not asked)"),
     ] = None,
+    course: Annotated[
+        str | None,
+        typer.Option(
+            "--course",
+            metavar="[NAME|FILE]",
+            help="Start or continue a course (see 'course list'): the course chooses the program from "
+            "your last sessions. Without a name: your current course.",
+        ),
+    ] = None,
     verbose: VerboseOption = 0,
 ) -> None:
     """Run a guided backward-walking session.
@@ -588,10 +597,14 @@ def run(
     """
     _Logging.setup(verbose)
     app_config = _load_config("run", config)
+    if course is not None and program is not None:
+        raise _usage_error("run", "--program and --course exclude each other: a course chooses the program")
     program_source = "--program" if program is not None else "[session] program"
-    program = program if program is not None else app_config.session.program
-    if program is None:
-        raise _usage_error("run", "say which program: --program NAME|FILE (or set [session] program)")
+    program = program if program is not None or course is not None else app_config.session.program
+    if program is None and course is None:
+        raise _usage_error(
+            "run", "say which program: --program NAME|FILE (or set [session] program), or --course"
+        )
     faults, quirks = fault or [], quirk or []
     device, transport = _treadmill(simulator, device, transport, app_config.ble)
     if not simulator:
@@ -611,7 +624,9 @@ def run(
     if events is not None and (events.is_dir() or not events.parent.is_dir()):
         raise _usage_error("run", f"--events {events}: not a file in an existing folder")
     if events is not None:
-        _check_events_is_no_input(events, (program_source, program), config, app_config)
+        # A course's program is made in memory: the course file is what the session reads.
+        named = (program_source, program) if program is not None else ("--course", course or "")
+        _check_events_is_no_input(events, named, config, app_config)
     for flag, pain in (
         ("--pain-before", pain_before),
         ("--pain-after", pain_after),
@@ -632,8 +647,20 @@ def run(
     from retro_ftms.edge.checkin import CheckinAnswers  # noqa: PLC0415
     from retro_ftms.edge.display import TerminalUI  # noqa: PLC0415
 
+    chosen: Decision | None = None
+    plan: Course | None = None
+    if course is not None:
+        plan, chosen = _course_session(course, who, history_path, app_config, yes=yes)
+    if chosen is not None:
+        to_run: str | Program = chosen.program
+    else:
+        assert program is not None  # checked above: a program, or a course
+        to_run = program
     options = RunOptions(
-        program=program,
+        program=to_run,
+        course=None if plan is None else plan.name,
+        course_level=None if chosen is None else chosen.level,
+        course_plan=plan,
         config=app_config,
         simulator=simulator,
         device=device,
@@ -658,7 +685,10 @@ def run(
             pain_before=pain_before, pain_after=pain_after, worst_pain=worst_pain, talk=talk
         ),
     )
-    raise typer.Exit(_run_async(run_session(options, ui)))
+    code = _run_async(run_session(options, ui))
+    if plan is not None and history_path is not None:
+        _tell_progression(who, history_path)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -929,6 +959,164 @@ def programs_check(
         f"OK {file}: {program.title}, {len(program.steps)} steps, {_duration(program.duration_s)}, "
         f"speeds {_speed_range(program, None)}"
     )
+
+
+def _current_course(past: Sequence[PastSession]) -> str | None:
+    """The course of the person's latest course session (a lone program in between does not end it)."""
+    return next((p.course for p in reversed(past) if p.course is not None), None)
+
+
+def _read_past(path: Path | None, who: str) -> list[PastSession]:
+    if path is None or not path.exists():
+        return []
+    with _history(path) as store:
+        return store.past_sessions(who)
+
+
+def _course_decision(
+    command: str, name: str | None, who: str, past: Sequence[PastSession], safety: SafetyConfig
+) -> tuple[Course, Decision] | None:
+    """The course (`name`, or the person's current one) and its next session; None: no course yet."""
+    from retro_ftms.course import decide, load_course  # noqa: PLC0415
+    from retro_ftms.history.store import now  # noqa: PLC0415
+
+    name = name or _current_course(past)
+    if name is None:
+        return None
+    with _invalid_input_exits():
+        course = load_course(name)
+        return course, decide(course, past, now(), safety)
+
+
+def _course_session(
+    name: str, who: str, path: Path | None, config: AppConfig, *, yes: bool
+) -> tuple[Course, Decision]:
+    """`run --course`: ask the last session's next-morning answer if missing (it decides the level), choose
+    the level, show why, and on the first run of a course ask the person to confirm it."""
+    from rich.prompt import Confirm  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    from retro_ftms.edge.checkin import MORNING_PAIN, PainPrompt  # noqa: PLC0415
+    from retro_ftms.events import CheckinEvent  # noqa: PLC0415
+
+    if path is None:
+        raise _usage_error("run", "--course needs the history (each session is chosen from the last ones)")
+    console = _stdout_console()
+    past = _read_past(path, who)
+    if past and past[-1].morning_pain is None and not yes:
+        try:
+            answer = PainPrompt.ask(MORNING_PAIN, console=console)
+        except EOFError:
+            answer = None
+        if isinstance(answer, int) and not isinstance(answer, bool):
+            with _history(path) as store:
+                store.record_checkin(past[-1].session_id, CheckinEvent("morning", pain=answer))
+                past = store.past_sessions(who)
+    found = _course_decision("run", name, who, past, config.safety)
+    if found is None:
+        raise _usage_error("run", f"{who} has no course yet: say which, --course NAME (see 'course list')")
+    course, decision = found
+    first = not any(p.course == course.name for p in past)
+    console.print(Text(f"{course.title}, level {decision.level} of {len(course.levels)}", style="bold"))
+    console.print(Text(decision.reason))
+    if decision.rest_warning is not None:
+        console.print(Text(decision.rest_warning, style="bold yellow"))
+    if first:
+        console.print(Text(course.description))
+        question = (
+            f"Start the course {course.title} ({course.schedule.sessions_per_week} sessions a week for "
+            f"{course.schedule.weeks} weeks)?"
+        )
+        if yes:
+            console.print(Text(f"{question} yes (--yes)"))
+        elif not Confirm.ask(question, console=console, default=False):
+            raise _fail(EXIT_USAGE, f"course {course.name} not started: nothing moved")
+    return course, decision
+
+
+def _tell_progression(who: str, path: Path) -> None:
+    """After a course session: what the course decided for the next one (recorded by the run)."""
+    import sqlite3  # noqa: PLC0415
+
+    from rich.text import Text  # noqa: PLC0415
+
+    from retro_ftms.history.store import HistoryStore  # noqa: PLC0415
+
+    try:
+        with HistoryStore.open(path) as store:
+            last = store.last_session_id(who)
+            decisions = [] if last is None else store.progressions(last)
+    except (sqlite3.Error, OSError):
+        return  # the run already said what it could not record
+    for _decision, _level, reason, _source in decisions[-1:]:
+        with contextlib.suppress(OSError):
+            _stdout_console().print(Text(f"Next session: {reason}"))
+
+
+@app.command("next")
+def next_command(
+    *,
+    person: PersonOption = None,
+    course: Annotated[
+        str | None,
+        typer.Option("--course", metavar="NAME|FILE", help="The course (default: your current course)."),
+    ] = None,
+    history: HistoryOption = None,
+    units: UnitsOption = None,
+    config: ConfigOption = None,
+    verbose: VerboseOption = 0,
+) -> None:
+    """Show the next session of your course, and why: the rule and the check-in that decided it."""
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    _Logging.setup(verbose)
+    app_config = _load_config("next", config)
+    who = _person("next", person, app_config)
+    path = _history_path("next", history, False, app_config)
+    past = _read_past(path, who)
+    console = _stdout_console()
+    found = _course_decision("next", course, who, past, app_config.safety)
+    if found is None:
+        console.print(
+            f"{who} has no course yet. Start one with 'retro-ftms run --course knee-six-weeks' "
+            "(see 'retro-ftms course list').",
+            markup=False,
+        )
+        return
+    plan, decision = found
+    program = decision.program
+    console.print(
+        Text(
+            f"Next for {who}: {plan.title}, level {decision.level} of {len(plan.levels)} "
+            f"({decision.decision}), {_duration(program.duration_s)}",
+            style="bold",
+        )
+    )
+    console.print(Text(decision.reason))
+    if decision.rest_warning is not None:
+        console.print(Text(decision.rest_warning, style="bold yellow"))
+    last = past[-1] if past else None
+    if last is not None and last.morning_pain is None:
+        console.print(
+            Text(
+                "The last session has no next-morning answer yet: 'retro-ftms checkin --morning --pain N' "
+                "(or answer it before the next run).",
+                style="dim",
+            )
+        )
+    table = Table(title=program.title, title_justify="left")
+    for column in ("#", "name", "speed", "incline", "duration"):
+        table.add_column(column, no_wrap=column != "name")
+    for number, step in enumerate(program.steps, start=1):
+        table.add_row(
+            str(number),
+            step.name,
+            _speed_text(program, program.speed_kmh(step.speed), _units(units)),
+            f"{step.incline:.1f} %",
+            _duration(step.seconds),
+        )
+    console.print(table)
 
 
 # --- history ----------------------------------------------------------------------------------------------
@@ -1367,6 +1555,20 @@ def course_check(
     )
 
 
+def bare_course(args: Sequence[str]) -> list[str]:
+    """`--course` without a name (last, or before another option) means the current course: `--course=`.
+
+    Click has no option with an optional value, so the console script spells it out before parsing.
+    """
+    out = list(args)
+    for index, arg in enumerate(out):
+        if arg == "--" or arg in {"-h", "--help"}:
+            break
+        if arg == "--course" and (index + 1 == len(out) or out[index + 1].startswith("-")):
+            out[index] = "--course="
+    return out
+
+
 def main() -> None:
     """The `retro-ftms` console script."""
-    app(prog_name="retro-ftms")
+    app(prog_name="retro-ftms", args=bare_course(sys.argv[1:]))
