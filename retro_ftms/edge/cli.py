@@ -1089,7 +1089,8 @@ def next_command(
     console.print(
         Text(
             f"Next for {who}: {plan.title}, level {decision.level} of {len(plan.levels)} "
-            f"({decision.decision}), {_duration(program.duration_s)}",
+            f"({decision.decision if decision.previous_level is not None else 'first session'}), "
+            f"{_duration(program.duration_s)}",
             style="bold",
         )
     )

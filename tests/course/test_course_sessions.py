@@ -155,3 +155,26 @@ def test_bare_course_means_the_current_course() -> None:
     assert bare_course(["run", "--course"]) == ["run", "--course="]
     assert bare_course(["run", "--course", "--yes"]) == ["run", "--course=", "--yes"]
     assert bare_course(["run", "--course", "gentle-start"]) == ["run", "--course", "gentle-start"]
+
+
+def test_course_usage_errors_move_nothing(tmp_path: Path) -> None:
+    history = str(tmp_path / "h.sqlite3")
+    both = invoke("run", "--simulator", "--yes", "--program", "first-steps", "--course", COURSE)
+    assert both.exit_code == 2
+    assert "--program and --course exclude each other" in both.stderr
+    without = invoke("run", "--simulator", "--yes", "--no-history", "--course", COURSE)
+    assert without.exit_code == 2
+    assert "--course needs the history" in without.stderr
+    none_yet = invoke("run", "--simulator", "--yes", "--history", history, "--course")
+    assert none_yet.exit_code == 2
+    assert "has no course yet" in none_yet.stderr
+    unknown = invoke("next", "--history", history, "--course", "no-such-course")
+    assert unknown.exit_code == 2
+    assert "no built-in course of that name" in unknown.stderr
+
+
+def test_next_shows_the_first_session_of_a_named_course(tmp_path: Path) -> None:
+    result = invoke("next", "--history", str(tmp_path / "h.sqlite3"), "--course", "gentle-start")
+    assert result.exit_code == 0, result.output
+    assert "level 1 of 8 (first session), 2:00" in result.stdout
+    assert "Steady walk" in result.stdout
