@@ -123,5 +123,10 @@ def test_random_check_ins_never_break_a_rule_or_a_limit(
             assert decision.level == max(level - 1, 1) or decision.level < level
         if decision.decision in {"hold", "repeat"}:
             assert decision.level <= level
+        if last.morning_pain is None:
+            # Right after the session (the event logged then): its next morning is still to come.
+            pending = decide(course, past, last.started_at, safety, morning_pending=True)
+            assert pending.decision != "progress"
+            assert pending.level <= level
         level = decision.level
     assert past[-1].started_at - past[0].started_at >= timedelta(0)
