@@ -178,3 +178,21 @@ def test_next_shows_the_first_session_of_a_named_course(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "level 1 of 8 (first session), 2:00" in result.stdout
     assert "Steady walk" in result.stdout
+
+
+async def test_the_first_run_of_a_course_asks_to_confirm_and_no_means_nothing_moved(tmp_path: Path) -> None:
+    """At a terminal (a pty, the real console script): the course is shown and asked for; "n" is exit 2."""
+    from tests.cli.test_run import terminal
+
+    history = tmp_path / "h.sqlite3"
+    events = tmp_path / "events.jsonl"
+    args = ["run", "--simulator", "--history", str(history), "--events", str(events), "--course", COURSE]
+    async with terminal(*args) as term:
+        await term.wait_for("Start the course Knee, six weeks (3 sessions a week for 6 weeks)?")
+        term.type(b"n\r")
+        assert await term.exit_code() == 2, term.screen[-2000:]
+    assert f"course {COURSE} not started: nothing moved" in term.screen
+    assert "Knee, six weeks, level 1 of 23" in term.screen
+    assert "The first session of Knee, six weeks: level 1 (5 minutes at 1 mph)." in term.screen
+    assert not events.exists()
+    assert not history.exists()
