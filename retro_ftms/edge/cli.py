@@ -974,7 +974,7 @@ def _read_past(path: Path | None, who: str) -> list[PastSession]:
 
 
 def _course_decision(
-    command: str, name: str | None, who: str, past: Sequence[PastSession], safety: SafetyConfig
+    name: str | None, past: Sequence[PastSession], safety: SafetyConfig
 ) -> tuple[Course, Decision] | None:
     """The course (`name`, or the person's current one) and its next session; None: no course yet."""
     from retro_ftms.course import decide, load_course  # noqa: PLC0415
@@ -992,46 +992,73 @@ def _course_session(
     name: str, who: str, path: Path | None, config: AppConfig, *, yes: bool
 ) -> tuple[Course, Decision]:
     """`run --course`: ask the last session's next-morning answer if missing (it decides the level), choose
-    the level, show why, and on the first run of a course ask the person to confirm it."""
-    from rich.prompt import Confirm  # noqa: PLC0415
-    from rich.text import Text  # noqa: PLC0415
-
-    from retro_ftms.edge.checkin import MORNING_PAIN, PainPrompt  # noqa: PLC0415
-    from retro_ftms.events import CheckinEvent  # noqa: PLC0415
-
+    the level, show why, and on the first run of a course ask the person to confirm it. Ctrl-C at a
+    question is exit 130 with nothing moved."""
     if path is None:
         raise _usage_error("run", "--course needs the history (each session is chosen from the last ones)")
     console = _stdout_console()
+    try:
+        past = _ask_morning(console, path, who, yes=yes)
+        found = _course_decision(name, past, config.safety)
+        if found is None:
+            raise _usage_error(
+                "run", f"{who} has no course yet: say which, --course NAME (see 'course list')"
+            )
+        course, decision = found
+        _show_decision(console, f"{course.title}, level {decision.level} of {len(course.levels)}", decision)
+        if not any(p.course == course.name for p in past) and not _confirm_course(console, course, yes=yes):
+            raise _fail(EXIT_USAGE, f"course {course.name} not started: nothing moved")
+    except KeyboardInterrupt:
+        raise _fail(EXIT_INTERRUPTED, "interrupted: nothing moved") from None
+    return course, decision
+
+
+def _ask_morning(console: Console, path: Path, who: str, *, yes: bool) -> list[PastSession]:
+    """The person's sessions, after asking (and recording) the last one's next-morning answer if missing."""
+    from retro_ftms.edge.checkin import MORNING_PAIN, PainPrompt  # noqa: PLC0415
+    from retro_ftms.events import CheckinEvent  # noqa: PLC0415
+
     past = _read_past(path, who)
-    if past and past[-1].morning_pain is None and not yes:
-        try:
-            answer = PainPrompt.ask(MORNING_PAIN, console=console)
-        except EOFError:
-            answer = None
-        if isinstance(answer, int) and not isinstance(answer, bool):
-            with _history(path) as store:
-                store.record_checkin(past[-1].session_id, CheckinEvent("morning", pain=answer))
-                past = store.past_sessions(who)
-    found = _course_decision("run", name, who, past, config.safety)
-    if found is None:
-        raise _usage_error("run", f"{who} has no course yet: say which, --course NAME (see 'course list')")
-    course, decision = found
-    first = not any(p.course == course.name for p in past)
-    console.print(Text(f"{course.title}, level {decision.level} of {len(course.levels)}", style="bold"))
+    if not past or past[-1].morning_pain is not None or yes:
+        return past
+    try:
+        answer = PainPrompt.ask(MORNING_PAIN, console=console)
+    except EOFError:
+        return past
+    if not isinstance(answer, int) or isinstance(answer, bool):
+        return past  # skipped: unknown, and the course does not move on
+    with _history(path) as store:
+        store.record_checkin(past[-1].session_id, CheckinEvent("morning", pain=answer))
+        return store.past_sessions(who)
+
+
+def _show_decision(console: Console, header: str, decision: Decision) -> None:
+    """What the course decided and why, with any rest warning."""
+    from rich.text import Text  # noqa: PLC0415
+
+    console.print(Text(header, style="bold"))
     console.print(Text(decision.reason))
     if decision.rest_warning is not None:
         console.print(Text(decision.rest_warning, style="bold yellow"))
-    if first:
-        console.print(Text(course.description))
-        question = (
-            f"Start the course {course.title} ({course.schedule.sessions_per_week} sessions a week for "
-            f"{course.schedule.weeks} weeks)?"
-        )
-        if yes:
-            console.print(Text(f"{question} yes (--yes)"))
-        elif not Confirm.ask(question, console=console, default=False):
-            raise _fail(EXIT_USAGE, f"course {course.name} not started: nothing moved")
-    return course, decision
+
+
+def _confirm_course(console: Console, course: Course, *, yes: bool) -> bool:
+    """The first run of a course: show it and ask (yes with --yes)."""
+    from rich.prompt import Confirm  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    console.print(Text(course.description))
+    question = (
+        f"Start the course {course.title} ({course.schedule.sessions_per_week} sessions a week for "
+        f"{course.schedule.weeks} weeks)?"
+    )
+    if yes:
+        console.print(Text(f"{question} yes (--yes)"))
+        return True
+    try:
+        return Confirm.ask(question, console=console, default=False)
+    except EOFError:
+        return False
 
 
 def _tell_progression(who: str, path: Path) -> None:
@@ -1076,7 +1103,7 @@ def next_command(
     path = _history_path("next", history, False, app_config)
     past = _read_past(path, who)
     console = _stdout_console()
-    found = _course_decision("next", course, who, past, app_config.safety)
+    found = _course_decision(course, past, app_config.safety)
     if found is None:
         console.print(
             f"{who} has no course yet. Start one with 'retro-ftms run --course knee-six-weeks' "
@@ -1086,17 +1113,12 @@ def next_command(
         return
     plan, decision = found
     program = decision.program
-    console.print(
-        Text(
-            f"Next for {who}: {plan.title}, level {decision.level} of {len(plan.levels)} "
-            f"({decision.decision if decision.previous_level is not None else 'first session'}), "
-            f"{_duration(program.duration_s)}",
-            style="bold",
-        )
+    first = decision.previous_level is None
+    header = (
+        f"Next for {who}: {plan.title}, level {decision.level} of {len(plan.levels)} "
+        f"({'first session' if first else decision.decision}), {_duration(program.duration_s)}"
     )
-    console.print(Text(decision.reason))
-    if decision.rest_warning is not None:
-        console.print(Text(decision.rest_warning, style="bold yellow"))
+    _show_decision(console, header, decision)
     last = past[-1] if past else None
     if last is not None and last.morning_pain is None:
         console.print(
