@@ -22,7 +22,7 @@ from retro_ftms.safety.limits import SafetyConfig
 from tests import harness
 from tests.history.test_sessions import PainKeyUI
 
-TIME_SCALE: Final = "500"  # 5 simulated minutes in 0.6 s; 2000 starves the loop on a busy 2-core box
+TIME_SCALE: Final = str(harness.DEFAULT_TIME_SCALE)  # 5 simulated minutes in 1 s
 COURSE: Final = "knee-six-weeks"
 
 
@@ -32,9 +32,14 @@ def invoke(*args: str) -> Result:
 
 
 def course_run(history: Path, events: Path, answers: tuple[int, int, int, bool], *extra: str) -> Result:
+    """`run --course` with the harness's timing (the time-based triggers at their ceilings, as every
+    compressed-clock session test has them) and the check-ins on the command line."""
     before, worst, after, talk = answers
+    _, config = harness.prepare(events.parent / f"{events.stem}-config", harness.merged(None))
+    assert config is not None
     return invoke(
         "run", "--simulator", "--yes", "--time-scale", TIME_SCALE, "--history", str(history),
+        "--config", str(config),
         "--person", "ann", "--events", str(events), "--course", *extra,
         "--pain-before", str(before), "--worst-pain", str(worst), "--pain-after", str(after),
         "--talk" if talk else "--no-talk",
