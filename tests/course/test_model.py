@@ -157,3 +157,13 @@ def test_unknown_course_names_the_builtins(tmp_path: Path) -> None:
     with pytest.raises(CourseError) as caught:
         load_course(str(bad))
     assert caught.value.where == "line 1"
+
+
+def test_the_readme_example_course_is_valid() -> None:
+    import re
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    match = re.search(r'```toml\n(name = "my-course".*?)```', readme, re.S)
+    assert match is not None
+    course = Course.from_toml(match[1], source="README")
+    assert check_course(course, SafetyConfig()) == []
