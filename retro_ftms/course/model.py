@@ -55,14 +55,13 @@ source = "..."
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import ClassVar, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from retro_ftms.errors import CourseError
+from retro_ftms.errors import CourseError, InvalidInputError
 from retro_ftms.program.model import (
     MPH_TO_KMH,
     Quantity,
@@ -70,7 +69,6 @@ from retro_ftms.program.model import (
     error_value,
     explain,
     relevant_errors,
-    toml_error,
 )
 
 # programs.md, "Progression from session to session": one speed step is 0.1-0.2 mph (seeds 004).
@@ -162,6 +160,7 @@ class Course(Titled):
     incline: InclineRule | None = None
     pain: PainRule
     _levels: tuple[Level, ...] = PrivateAttr(())
+    ERROR: ClassVar[type[InvalidInputError]] = CourseError
 
     @property
     def levels(self) -> tuple[Level, ...]:
@@ -178,27 +177,15 @@ class Course(Titled):
         return f"{speed:g} {'mph' if self.units == 'mph' else 'km/h'}"
 
     @classmethod
-    def from_data(cls, data: Mapping[str, object], *, source: str) -> Course:
+    def from_data(cls, data: Mapping[str, object], *, source: str) -> Self:
         """Validate parsed TOML; raise the first problem as a `CourseError` naming the table and key."""
         errors = course_errors(data, source=source)
         if errors:
             raise errors[0]
-        return _validated(data, source)
-
-    @classmethod
-    def from_toml(cls, text: str, *, source: str) -> Course:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise toml_error(exc, text, source=source, error_type=CourseError) from exc
-        return cls.from_data(data, source=source)
-
-
-def _validated(data: Mapping[str, object], source: str) -> Course:
-    course = Course.model_validate(dict(data))
-    course._source = source
-    course._levels = tuple(_generate(course))
-    return course
+        course = cls.model_validate(dict(data))
+        course._source = source
+        course._levels = tuple(_generate(course))
+        return course
 
 
 def course_errors(data: Mapping[str, object], *, source: str) -> list[CourseError]:

@@ -49,7 +49,7 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal, Self, TypeVar
+from typing import ClassVar, Final, Literal, Self, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -153,6 +153,7 @@ class Titled(BaseModel):
     units: Units
     sources: tuple[str, ...] = Field(default=(), strict=False)
     _source: str = PrivateAttr("<memory>")
+    ERROR: ClassVar[type[InvalidInputError]] = ProgramError  # what a bad file raises
 
     @field_validator("name")
     @classmethod
@@ -166,6 +167,19 @@ class Titled(BaseModel):
     @property
     def source(self) -> str:
         return self._source
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, object], *, source: str) -> Self:
+        raise NotImplementedError
+
+    @classmethod
+    def from_toml(cls, text: str, *, source: str) -> Self:
+        """Parse and validate a file's text; a syntax error is the file's error type naming the line."""
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise toml_error(exc, text, source=source, error_type=cls.ERROR) from exc
+        return cls.from_data(data, source=source)
 
 
 class Program(Titled):
@@ -182,7 +196,7 @@ class Program(Titled):
         return speed * MPH_TO_KMH if self.units == "mph" else speed
 
     @classmethod
-    def from_data(cls, data: Mapping[str, object], *, source: str) -> Program:
+    def from_data(cls, data: Mapping[str, object], *, source: str) -> Self:
         """Validate parsed TOML (or any mapping); raise the first problem as a `ProgramError`."""
         try:
             program = cls.model_validate(dict(data))
@@ -191,14 +205,6 @@ class Program(Titled):
             raise errors[0] from exc
         program._source = source
         return program
-
-    @classmethod
-    def from_toml(cls, text: str, *, source: str) -> Program:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise toml_error(exc, text, source=source, error_type=ProgramError) from exc
-        return cls.from_data(data, source=source)
 
 
 def toml_error(exc: tomllib.TOMLDecodeError, text: str, *, source: str, error_type: type[_E]) -> _E:
