@@ -122,7 +122,7 @@ async def course_session(
     )
     code = await run_session(options, ui)
     assert options.events_path is not None
-    return harness.SessionRun(code, harness.read_events(options.events_path), ui)
+    return harness.SessionRun(code, harness.read_events(options.events_path), ui, None)
 
 
 def good_ui() -> harness.QuietUI:
