@@ -146,6 +146,8 @@ class _Links:
 
     treadmill: ReconnectingLink
     heart_rate: HeartRateMonitor | None = None
+    # The treadmill's name as the person knows it (the simulator's, or `--device NAME`); None: an address.
+    name: str | None = None
 
 
 @dataclass(slots=True)
@@ -493,7 +495,9 @@ async def _run_guarded(
         from retro_ftms.edge.mqtt import MqttBridge  # noqa: PLC0415
 
         # Before `runner_ref` is set, so that a signal during the wait ends the run before the belt moves.
-        mqtt.bridge = await stack.enter_async_context(MqttBridge(config.mqtt, bus, runner, tracker))
+        mqtt.bridge = await stack.enter_async_context(
+            MqttBridge(config.mqtt, bus, runner, tracker, device_name=links.name)
+        )
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(MQTT_STARTUP_WAIT_S):
                 await mqtt.bridge.wait_until(lambda b: b.connected or b.last_error is not None)
@@ -577,9 +581,11 @@ async def _open_link(
                 strap_target = strap.address
             central = await stack.enter_async_context(await BumbleCentral.on_link(link))
             target = sim.address
+            name: str | None = sim.settings.name
         else:
             assert options.device is not None
             target = options.device
+            name = None if is_address(target) else target
             if options.transport is not None:
                 central = await stack.enter_async_context(await BumbleCentral.open(options.transport))
         heart_rate: HeartRateMonitor | None = None
@@ -619,7 +625,7 @@ async def _open_link(
                 attempt_timeout_s=config.ble.connect_timeout_s,
             )
         )
-        yield _Links(treadmill, heart_rate)
+        yield _Links(treadmill, heart_rate, name)
 
 
 async def scan(transport: str | None, timeout_s: float) -> list[FoundTreadmill]:

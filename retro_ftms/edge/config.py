@@ -194,6 +194,9 @@ class MqttConfig(BaseModel):
     # A CA bundle to trust for TLS (a private broker); None uses the system's trust store.
     ca_file: _PathOrNone = None
     device_id: str = "treadmill"
+    # The device's name in Home Assistant (its entity ids follow it: "Hall" gives sensor.hall_speed);
+    # None: the treadmill's name (`[[treadmills]] name`, the simulator's or the --device name).
+    device_name: str | None = Field(default=None, min_length=1, max_length=64)
     base_topic: str = "retro_ftms/treadmill"
     # The MQTT client identifier; None lets the client library generate one.
     client_id: str | None = Field(default=None, min_length=1, max_length=64)

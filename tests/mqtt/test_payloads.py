@@ -8,9 +8,9 @@ import re
 import pytest
 
 from retro_ftms.edge.mqtt.bridge import backoff_delay_s
-from retro_ftms.edge.mqtt.discovery import discovery_config
+from retro_ftms.edge.mqtt.discovery import ServiceEntities, discovery_config
 from retro_ftms.edge.mqtt.outbox import Outbox
-from retro_ftms.edge.mqtt.payloads import EventMessage, command_name, describe_payload
+from retro_ftms.edge.mqtt.payloads import EventMessage, arm_command, command_name, describe_payload
 from retro_ftms.edge.mqtt.topics import MqttTopics, safe_id
 from retro_ftms.events import SafetyEvent
 
@@ -83,7 +83,11 @@ def test_discovery_config() -> None:
     assert config["availability"][0]["topic"] == TOPICS.availability
     components = config["components"]
     assert {"speed", "incline", "elapsed", "remaining", "distance", "heart_rate"} <= set(components)
-    assert {"session_state", "step", "safety", "stop", "pause", "resume"} <= set(components)
+    assert {"session_state", "step", "safety", "stop", "pause"} <= set(components)
+    assert {"program", "step_number", "step_count", "target_speed", "target_incline", "events"} <= set(
+        components
+    )
+    assert "resume" not in components  # remote resume is off by default: the button would do nothing
     unique_ids = [component["unique_id"] for component in components.values()]
     assert len(set(unique_ids)) == len(unique_ids)
     assert all(re.fullmatch(r"[a-zA-Z0-9_-]+", uid) for uid in unique_ids)
@@ -96,9 +100,45 @@ def test_discovery_config() -> None:
     assert components["safety"]["platform"] == "binary_sensor"
     assert components["safety"]["device_class"] == "safety"
     assert "safety_alarm" in components["safety"]["value_template"]
-    presses = {key: components[key]["payload_press"] for key in ("stop", "pause", "resume")}
-    assert presses == {"stop": "STOP", "pause": "PAUSE", "resume": "RESUME"}
+    presses = {key: components[key]["payload_press"] for key in ("stop", "pause")}
+    assert presses == {"stop": "STOP", "pause": "PAUSE"}
     assert all(components[key]["retain"] is False for key in presses)
+    # Home Assistant ignores a device-level qos: every component carries its own.
+    assert all(component["qos"] == 1 for component in components.values())
+    assert components["events"]["platform"] == "event"
+    assert components["events"]["state_topic"] == TOPICS.event
+    assert "safety" in components["events"]["event_types"]
+
+
+def test_discovery_offers_resume_only_where_allowed() -> None:
+    config = discovery_config(TOPICS, "treadmill", "Hall", allow_remote_resume=True)
+    assert config["components"]["resume"]["payload_press"] == "RESUME"
+
+
+def test_discovery_of_the_service() -> None:
+    service = ServiceEntities(programs=("first-steps", "gentle"), program_topic=TOPICS.program)
+    components = discovery_config(TOPICS, "treadmill", "Hall", service=service)["components"]
+    assert components["program_choice"]["platform"] == "select"
+    assert components["program_choice"]["options"] == ["first-steps", "gentle"]
+    assert components["program_choice"]["command_topic"] == TOPICS.program
+    assert (components["arm"]["payload_press"], components["disarm"]["payload_press"]) == ("ARM", "DISARM")
+    assert components["last_result"]["platform"] == "sensor"
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b"ARM", ("ARM", None)),
+        (b" arm gentle\n", ("ARM", "gentle")),
+        (b"Disarm", ("DISARM", None)),
+        (b"DISARM now", None),
+        (b"STOP", None),
+        (b"ARM " + b"x" * 80, None),
+        (b"ARM \xff", None),
+    ],
+)
+def test_arm_command(payload: bytes, expected: object) -> None:
+    assert arm_command(payload) == expected
 
 
 def test_outbox_drops_oldest_droppable_first() -> None:

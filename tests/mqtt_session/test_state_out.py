@@ -44,20 +44,24 @@ async def test_a_whole_session_as_a_dashboard_sees_it(
     assert all(m.retain for m in late.on(TOPICS.discovery) + late.on(TOPICS.state)[:1])
     assert payload_json(late.on(TOPICS.state)[0])["state"] == "running"
 
-    # Availability: `online` first, before anything else of the session; `offline` last.
+    # Availability: `online` only after the session's fresh state (a dashboard never sees the last
+    # session's retained state come alive); `offline` last.
     availability = [m.payload for m in recorder.on(TOPICS.availability)]
     assert availability == [AVAILABLE, UNAVAILABLE]
-    assert recorder.messages[0].topic == TOPICS.availability
+    online = next(i for i, m in enumerate(recorder.messages) if m.topic == TOPICS.availability)
+    assert [m.topic for m in recorder.messages[:online]] == [TOPICS.discovery, TOPICS.state]
+    assert payload_json(recorder.messages[online - 1])["program"] == SHORT_PROGRAM_NAME
     assert recorder.messages[-1].topic == TOPICS.availability
 
     # Home Assistant device discovery, on its topic, pointing at the session's topics.
     (discovery_message,) = recorder.on(TOPICS.discovery)
     assert discovery_message.topic == "homeassistant/device/treadmill/config"
     discovery = payload_json(discovery_message)
+    assert discovery["device"]["name"] == "RetroSim Treadmill"  # the treadmill's own name, no parentheses
     assert discovery["state_topic"] == TOPICS.state
     assert discovery["command_topic"] == TOPICS.cmd
     assert discovery["availability"][0]["topic"] == TOPICS.availability
-    assert {"speed", "incline", "session_state", "safety", "stop", "pause", "resume"} <= set(
+    assert {"speed", "incline", "session_state", "safety", "stop", "pause", "events"} <= set(
         discovery["components"]
     )
 

@@ -22,14 +22,14 @@ import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Self
+from typing import TYPE_CHECKING, Final, Protocol, Self
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.client import Client as PahoClient
 from paho.mqtt.client import MQTTMessage
 
-from retro_ftms.edge.mqtt.discovery import discovery_config
+from retro_ftms.edge.mqtt.discovery import ServiceEntities, discovery_config
 from retro_ftms.edge.mqtt.limits import limit_incoming_packets
 from retro_ftms.edge.mqtt.outbox import Outbox
 from retro_ftms.edge.mqtt.payloads import (
@@ -37,6 +37,7 @@ from retro_ftms.edge.mqtt.payloads import (
     FORWARDED_EVENTS,
     UNAVAILABLE,
     EventMessage,
+    arm_command,
     command_name,
     describe_payload,
     state_payload,
@@ -46,7 +47,7 @@ from retro_ftms.edge.mqtt.tls import TlsSetupError, make_tls_context
 from retro_ftms.edge.mqtt.topics import MqttTopics
 from retro_ftms.events import EndEvent, Event, EventBus, RefusedEvent
 from retro_ftms.session.control import SessionControl
-from retro_ftms.session.snapshot import SnapshotTracker
+from retro_ftms.session.snapshot import SessionSnapshot
 from retro_ftms.session.totals import SessionTotals
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ _LOGGER = logging.getLogger(__name__)
 
 QOS: Final = 1  # every message: a QoS 1 publish fails (times out) on a frozen broker, QoS 0 is silently lost
 OUTBOX_CAPACITY: Final = 256  # events waiting for the broker; a whole program has far fewer steps
-DEFAULT_DEVICE_NAME: Final = "Treadmill (retro-ftms)"
+DEFAULT_DEVICE_NAME: Final = "Treadmill"
 OFFLINE_FLUSH_S: Final = 0.1  # enough for `offline` to reach the socket ahead of DISCONNECT
 ABANDON_GRACE_S: Final = 0.5  # after the shutdown deadline: queue `offline`, send DISCONNECT, then stop
 # MQTT v5 reason codes (paho reports v3.1.1 CONNACK codes 4 and 5 as these).
@@ -69,6 +70,46 @@ BAD_CREDENTIALS_MESSAGE: Final = (
 REMOTE_RESUME_DISABLED: Final = "remote resume is disabled (allow_remote_resume = false)"
 RETAINED_COMMAND_IGNORED: Final = "retained command ignored"
 UNKNOWN_COMMAND: Final = "unknown command: expected STOP, PAUSE or RESUME"
+UNKNOWN_SERVICE_COMMAND: Final = "unknown command: expected STOP, PAUSE, RESUME, ARM [program] or DISARM"
+
+
+class StateSource(Protocol):
+    """What the bridge publishes as `<base>/state`: a `SnapshotTracker`, or the service's state."""
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def snapshot(self) -> SessionSnapshot: ...
+
+    @property
+    def totals(self) -> SessionTotals | None:
+        """The session's totals so far (they go with its `end` event); None: no session."""
+        ...
+
+    def snapshot_at(self, t: float) -> SessionSnapshot: ...
+
+
+class ArmControl(Protocol):
+    """`retro-ftms serve`: choosing and arming a program over MQTT. Never starts a belt by itself."""
+
+    def arm(self, program: str | None) -> str | None:
+        """Arm `program` (None: the one selected); None when armed, else the rule that refuses it."""
+        ...
+
+    def disarm(self) -> None: ...
+
+    def select_program(self, program: str) -> str | None:
+        """Choose the program the next ARM runs; None when accepted, else the rule that refuses it."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceHooks:
+    """The service's part of a bridge: the programs on offer and where arming requests go."""
+
+    programs: tuple[str, ...]
+    control: ArmControl
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +159,8 @@ class MqttBridge:
 
     An async context manager that owns its task; the session runs whether or not a broker is reachable,
     and `last_error` says why not (for the CLI). `tracker` must be subscribed to the same bus by its owner
-    (the bridge only reads it), so MQTT and the terminal display show the same snapshot.
+    (the bridge only reads it), so MQTT and the terminal display show the same snapshot. With `service`
+    (`retro-ftms serve`) it also takes ARM/DISARM on `<base>/cmd` and a program on `<base>/program`.
     """
 
     def __init__(
@@ -126,10 +168,11 @@ class MqttBridge:
         config: MqttConfig,
         bus: EventBus,
         control: SessionControl,
-        tracker: SnapshotTracker,
+        tracker: StateSource,
         *,
-        device_name: str = DEFAULT_DEVICE_NAME,
+        device_name: str | None = None,
         timing: BridgeTiming | None = None,
+        service: ServiceHooks | None = None,
     ) -> None:
         if config.host is None:
             raise ValueError("MqttBridge needs a broker: the MQTT configuration has no host (MQTT is off)")
@@ -138,7 +181,8 @@ class MqttBridge:
         self._bus = bus
         self._control = control
         self._tracker = tracker
-        self._device_name = device_name
+        self._device_name = config.device_name or device_name or DEFAULT_DEVICE_NAME
+        self._service = service
         self._timing = timing or BridgeTiming()
         self.topics: Final = MqttTopics.build(config.base_topic, config.discovery_prefix, config.device_id)
         # The session's totals go with its `end` event, as they were when it ended.
@@ -284,6 +328,7 @@ class MqttBridge:
         # aiomqtt's queue (now only Home Assistant's status) stays unbounded: a bounded one logs a WARNING
         # per message it drops, the very flood of lines this avoids.
         client._client.message_callback_add(self.topics.cmd, self._on_command_message)
+        client._client.message_callback_add(self.topics.program, self._on_program_message)
         return client
 
     async def _connection(self) -> None:
@@ -303,6 +348,8 @@ class MqttBridge:
     async def _connected_session(self, client: aiomqtt.Client) -> None:
         # Subscribe before announcing `online`: once a dashboard sees us, commands reach us.
         await client.subscribe(self.topics.cmd, qos=QOS, timeout=self._timing.publish_timeout_s)
+        if self._service is not None:
+            await client.subscribe(self.topics.program, qos=QOS, timeout=self._timing.publish_timeout_s)
         if self._config.discovery:
             await client.subscribe(self.topics.ha_status, qos=QOS, timeout=self._timing.publish_timeout_s)
         self._connected = True
@@ -334,15 +381,21 @@ class MqttBridge:
         await client.publish(topic, payload, qos=QOS, retain=retain, timeout=self._timing.publish_timeout_s)
 
     async def _outbound(self, client: aiomqtt.Client) -> None:
-        """The one writer: availability, discovery and state on connect, then events and state.
+        """The one writer: discovery, state and then availability on connect, then events and state.
+
+        The fresh state goes out before `online`, so that a dashboard never sees the last session's
+        retained state come alive (a Safety sensor flashing, "completed" flashing, automations firing).
 
         `offline` goes out only after a whole pass that began with closing already set: what the session
         queued while a publish awaited its PUBACK (the safety event, the end, the final state) is sent
         first. The bus listener is gone by then, so that pass is the last; `__aexit__` bounds it.
         """
-        await self._publish(client, self.topics.availability, AVAILABLE, retain=True)
         self._discovery_wanted = self._config.discovery
-        force_state = True  # the last state again on every connect
+        if self._discovery_wanted:
+            await self._publish_discovery(client)
+        await self._publish_state(client, force=True)  # the current state again on every connect
+        await self._publish(client, self.topics.availability, AVAILABLE, retain=True)
+        force_state = False
         while True:
             closing = self._closing.is_set()
             self._wake.clear()
@@ -360,7 +413,14 @@ class MqttBridge:
                 await self._wait_for_work()
 
     async def _publish_discovery(self, client: aiomqtt.Client) -> None:
-        config = discovery_config(self.topics, self._config.device_id, self._device_name)
+        service = self._service
+        config = discovery_config(
+            self.topics,
+            self._config.device_id,
+            self._device_name,
+            allow_remote_resume=self._config.allow_remote_resume,
+            service=None if service is None else ServiceEntities(service.programs, self.topics.program),
+        )
         payload = json.dumps(config, separators=(",", ":")).encode()
         await self._publish(client, self.topics.discovery, payload, retain=True)
         self._discovery_wanted = False
@@ -408,6 +468,19 @@ class MqttBridge:
                 self._discovery_wanted = True
                 self._wake.set()
 
+    def _on_program_message(self, _paho: PahoClient, _userdata: object, message: MQTTMessage) -> None:
+        """paho's callback for `<base>/program` (the Home Assistant select): choose, never arm or start."""
+        try:
+            payload = bytes(message.payload)
+            if message.retain:
+                self._refuse("mqtt_program", payload, RETAINED_COMMAND_IGNORED)
+            elif self._service is not None:
+                program = payload.decode("utf-8", errors="replace").strip()
+                if (rule := self._service.control.select_program(program)) is not None:
+                    self._refuse("mqtt_program", payload, rule)
+        except Exception:
+            _LOGGER.exception("MQTT program choice failed")
+
     def _on_command_message(self, _paho: PahoClient, _userdata: object, message: MQTTMessage) -> None:
         """paho's callback for `<base>/cmd`, on the event loop: a failure here is logged, never raised
         into paho (it would drop the connection, and with it the next STOP)."""
@@ -423,7 +496,7 @@ class MqttBridge:
         """
         command = command_name(payload)
         if command is None:
-            self._refuse("mqtt_command", payload, UNKNOWN_COMMAND)
+            self._on_other_command(payload, retained=retained)
             return
         op = f"mqtt_{command.lower()}"
         if retained:
@@ -437,6 +510,25 @@ class MqttBridge:
         elif not self._config.allow_remote_resume:
             self._refuse(op, payload, REMOTE_RESUME_DISABLED)
         elif (rule := self._control.request_resume("mqtt")) is not None:
+            self._refuse(op, payload, rule)
+
+    def _on_other_command(self, payload: bytes, *, retained: bool) -> None:
+        """ARM and DISARM, where the service takes them; anything else is refused."""
+        arming = None if self._service is None else arm_command(payload)
+        if arming is None:
+            unknown = UNKNOWN_COMMAND if self._service is None else UNKNOWN_SERVICE_COMMAND
+            self._refuse("mqtt_command", payload, unknown)
+            return
+        assert self._service is not None
+        word, program = arming
+        op = f"mqtt_{word.lower()}"
+        if retained:
+            self._refuse(op, payload, RETAINED_COMMAND_IGNORED)
+            return
+        _LOGGER.info("MQTT command %s", word)
+        if word == "DISARM":
+            self._service.control.disarm()
+        elif (rule := self._service.control.arm(program)) is not None:
             self._refuse(op, payload, rule)
 
     def _refuse(self, op: str, payload: bytes, rule: str) -> None:

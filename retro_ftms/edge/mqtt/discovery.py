@@ -1,13 +1,16 @@
 """Home Assistant device discovery: one retained message describing the treadmill and its entities.
 
 Device-based discovery (Home Assistant 2024.11+, see mqtt.md): shared `availability`, `state_topic`,
-`command_topic` and `qos`, one component per entity, ids only from `[a-zA-Z0-9_-]`, no `object_id`.
-Every sensor reads the retained state JSON; a field that is null renders `None`, which Home Assistant shows
-as unknown.
+`command_topic`, ids only from `[a-zA-Z0-9_-]`, no `object_id`. `qos` is set in every component too:
+Home Assistant ignores the device-level one and would subscribe and press buttons at QoS 0. Every sensor
+reads the retained state JSON; a field that is null (or absent) renders `None`, which Home Assistant shows
+as unknown. The `event` entity reads `<base>/event`, so refusals and safety events show in Home Assistant.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final, get_args
 
 from retro_ftms import __version__
@@ -18,18 +21,39 @@ ORIGIN_NAME: Final = "retro-ftms"
 MANUFACTURER: Final = "retro-ftms"
 MODEL: Final = "FTMS treadmill (backward walking)"
 DISCOVERY_QOS: Final = 1
+# The `type`s of `<base>/event` messages the Home Assistant event entity announces.
+EVENT_TYPES: Final = ("safety", "step", "end", "refused", "coach", "cue")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceEntities:
+    """What `retro-ftms serve` adds: a program `select`, Arm and Disarm buttons, the last session's result."""
+
+    programs: Sequence[str]
+    program_topic: str
 
 
 def _sensor(field: str, name: str, **settings: Any) -> dict[str, Any]:
-    return {"platform": "sensor", "name": name, "value_template": f"{{{{ value_json.{field} }}}}", **settings}
+    template = f"{{{{ value_json.{field} if value_json.{field} is defined else None }}}}"
+    return {"platform": "sensor", "name": name, "value_template": template, **settings}
 
 
 def _button(name: str, payload: str, icon: str) -> dict[str, Any]:
     return {"platform": "button", "name": name, "payload_press": payload, "retain": False, "icon": icon}
 
 
-def discovery_config(topics: MqttTopics, device_id: str, device_name: str) -> dict[str, Any]:
-    """The JSON object for `<discovery_prefix>/device/<device_id>/config`."""
+def discovery_config(
+    topics: MqttTopics,
+    device_id: str,
+    device_name: str,
+    *,
+    allow_remote_resume: bool = False,
+    service: ServiceEntities | None = None,
+) -> dict[str, Any]:
+    """The JSON object for `<discovery_prefix>/device/<device_id>/config`.
+
+    Resume is offered only where remote resume is allowed: elsewhere the button would do nothing visible.
+    """
     uid = f"retro_ftms_{safe_id(device_id)}"
     components: dict[str, dict[str, Any]] = {
         "speed": _sensor(
@@ -45,6 +69,20 @@ def discovery_config(topics: MqttTopics, device_id: str, device_name: str) -> di
             "Incline",
             unit_of_measurement="%",
             state_class="measurement",
+            suggested_display_precision=1,
+            icon="mdi:slope-uphill",
+        ),
+        "target_speed": _sensor(
+            "target_speed_kmh",
+            "Target speed",
+            device_class="speed",
+            unit_of_measurement="km/h",
+            suggested_display_precision=1,
+        ),
+        "target_incline": _sensor(
+            "target_incline_pct",
+            "Target incline",
+            unit_of_measurement="%",
             suggested_display_precision=1,
             icon="mdi:slope-uphill",
         ),
@@ -67,7 +105,15 @@ def discovery_config(topics: MqttTopics, device_id: str, device_name: str) -> di
         "session_state": _sensor(
             "state", "Session state", device_class="enum", options=list(get_args(SessionState))
         ),
+        "program": _sensor("program", "Program", icon="mdi:walk"),
         "step": _sensor("step_name", "Step", icon="mdi:format-list-numbered"),
+        "step_number": {
+            "platform": "sensor",
+            "name": "Step number",
+            "icon": "mdi:counter",
+            "value_template": "{{ value_json.step_index + 1 if value_json.step_index is number else None }}",
+        },
+        "step_count": _sensor("step_count", "Step count", icon="mdi:counter"),
         "safety": {
             "platform": "binary_sensor",
             "name": "Safety",
@@ -76,12 +122,24 @@ def discovery_config(topics: MqttTopics, device_id: str, device_name: str) -> di
             "json_attributes_topic": topics.state,
             "json_attributes_template": "{{ {'reason': value_json.safety_reason} | tojson }}",
         },
+        "events": {
+            "platform": "event",
+            "name": "Events",
+            "state_topic": topics.event,
+            "event_types": list(EVENT_TYPES),
+            "value_template": "{{ dict(value_json, event_type=value_json.type) | tojson }}",
+            "icon": "mdi:bell-alert",
+        },
         "stop": _button("Stop", "STOP", "mdi:stop"),
         "pause": _button("Pause", "PAUSE", "mdi:pause"),
-        "resume": _button("Resume", "RESUME", "mdi:play"),
     }
+    if allow_remote_resume:
+        components["resume"] = _button("Resume", "RESUME", "mdi:play")
+    if service is not None:
+        components |= _service_components(topics, service)
     for key, component in components.items():
         component["unique_id"] = f"{uid}_{key}"
+        component["qos"] = DISCOVERY_QOS
     return {
         "device": {
             "identifiers": [uid],
@@ -98,4 +156,31 @@ def discovery_config(topics: MqttTopics, device_id: str, device_name: str) -> di
         "command_topic": topics.cmd,
         "qos": DISCOVERY_QOS,
         "components": components,
+    }
+
+
+def _service_components(topics: MqttTopics, service: ServiceEntities) -> dict[str, dict[str, Any]]:
+    result = "value_json.last_result"
+    return {
+        "program_choice": {
+            "platform": "select",
+            "name": "Program to run",
+            "icon": "mdi:format-list-checks",
+            "options": list(service.programs),
+            "command_topic": service.program_topic,
+            "value_template": "{{ value_json.selected_program if value_json.selected_program is defined "
+            "else None }}",
+            "retain": False,
+        },
+        "arm": _button("Arm", "ARM", "mdi:shield-check"),
+        "disarm": _button("Disarm", "DISARM", "mdi:shield-off"),
+        "last_result": {
+            "platform": "sensor",
+            "name": "Last session",
+            "icon": "mdi:history",
+            "value_template": f"{{{{ {result}.outcome if {result} is defined and {result} else None }}}}",
+            "json_attributes_topic": topics.state,
+            "json_attributes_template": f"{{{{ ({result} if {result} is defined and {result} else {{}}) "
+            "| tojson }}",
+        },
     }

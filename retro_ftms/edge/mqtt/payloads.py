@@ -41,6 +41,29 @@ def command_name(payload: bytes) -> CommandName | None:
     return _COMMANDS.get(payload.strip(ASCII_WHITESPACE).upper())
 
 
+ArmCommand = tuple[Literal["ARM"], str | None] | tuple[Literal["DISARM"], None]
+
+
+def arm_command(payload: bytes) -> ArmCommand | None:
+    """`ARM`, `ARM <program>` or `DISARM` (any case for the words; `retro-ftms serve` only), or None.
+
+    Arming only chooses what runs: the belt still moves only after a person presses Start on the console.
+    """
+    if len(payload) > MAX_COMMAND_BYTES:
+        return None
+    try:
+        text = payload.decode("ascii").strip(ASCII_WHITESPACE.decode())
+    except UnicodeDecodeError:
+        return None
+    word, _, rest = text.partition(" ")
+    program = rest.strip() or None
+    if word.upper() == "ARM" and (program is None or program.isprintable()):
+        return ("ARM", program)
+    if word.upper() == "DISARM" and program is None:
+        return ("DISARM", None)
+    return None
+
+
 def describe_payload(payload: bytes) -> str:
     """A short printable form of a payload for refusal events and logs (no escape sequences)."""
     text = printable(payload[:MAX_COMMAND_BYTES].decode("utf-8", errors="replace"))

@@ -24,6 +24,7 @@ class MqttTopics:
     state: str
     event: str
     cmd: str
+    program: str  # `retro-ftms serve`: the program the next ARM runs (Home Assistant's select)
     ha_status: str
     discovery: str
 
@@ -37,6 +38,7 @@ class MqttTopics:
             state=f"{base}/state",
             event=f"{base}/event",
             cmd=f"{base}/cmd",
+            program=f"{base}/program",
             ha_status=f"{prefix}/status",
             discovery=f"{prefix}/device/{safe_id(device_id)}/config",
         )
