@@ -21,7 +21,10 @@ CommandOp = Literal["request_control", "start", "stop", "pause", "set_speed", "s
 ResultName = Literal[
     "success", "op_not_supported", "invalid_parameter", "operation_failed", "control_not_permitted", "timeout"
 ]
-SessionState = Literal["connecting", "ready", "running", "paused", "stopped", "completed", "faulted"]
+# `idle` and `armed`: `retro-ftms serve` between sessions.
+SessionState = Literal[
+    "connecting", "ready", "running", "paused", "stopped", "completed", "faulted", "idle", "armed"
+]
 SafetyReason = Literal[
     "safety_key",
     "user_stop",

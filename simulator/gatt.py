@@ -269,7 +269,10 @@ class SimulatedTreadmill:
         self._deliver(self.server.console_set_incline(pct))
 
     def console_start(self) -> None:
+        """The person presses Start on the console (how an armed `serve` session is confirmed)."""
         self._deliver(self.server.console_start())
+        if self.server.first_start_at is not None:
+            self._first_start.set()
 
     def console_stop(self) -> None:
         self._deliver(self.server.console_stop())

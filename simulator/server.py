@@ -350,6 +350,8 @@ class FtmsServer:
         """Start/resume from the console; nothing happens without the safety key or when running."""
         if not self._safety_key_in or self.model.state is BeltState.RUNNING:
             return []
+        if self.first_start_at is None:  # the faults' time runs from a console Start too (`serve`)
+            self.first_start_at = self.clock.now()
         return self._start()
 
     def console_stop(self) -> list[Outgoing]:

@@ -24,7 +24,9 @@ from retro_ftms.safety.limits import EffectiveLimits, SafetyConfig, limits_event
 from retro_ftms.session.snapshot import DEFAULT_PERSON
 
 if TYPE_CHECKING:
+    from retro_ftms.ble.bumble_backend import BumbleCentral
     from retro_ftms.ble.connect import FoundTreadmill
+    from retro_ftms.ble.ftms_client import FtmsClient
     from retro_ftms.ble.heart_rate import HeartRateMonitor
     from retro_ftms.ble.reconnect import ReconnectingLink
     from retro_ftms.codec import FitnessMachineFeature
@@ -257,7 +259,7 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
                     return EXIT_DECLINED
                 for checkin in await _ask(ui, lambda: ui.checkin_before(ask_morning=history.morning_missing)):
                     bus.publish(checkin)
-                result, tracker = await _run_guarded(
+                result, tracker = await run_guarded(
                     links=links,
                     program=program,
                     config=config,
@@ -428,7 +430,7 @@ class _History:
             ui.notice(self._course_failure)
 
 
-async def _run_guarded(
+async def run_guarded(
     *,
     links: _Links,
     program: Program,
@@ -441,8 +443,12 @@ async def _run_guarded(
     mqtt: _MqttNotices,
     stack: contextlib.AsyncExitStack,
     options: RunOptions,
+    started_at_console: bool = False,
 ) -> tuple[SessionResult, SnapshotTracker]:
-    """Guard and runner for a treadmill with a Control Point; the coaching session for one without."""
+    """Guard and runner for a treadmill with a Control Point; the coaching session for one without.
+
+    `started_at_console`: the person has started the belt on the console (an armed `serve` session).
+    """
     from retro_ftms.program import check_program, expand  # noqa: PLC0415
     from retro_ftms.safety import SafetyGuard  # noqa: PLC0415
     from retro_ftms.session.coaching import CoachingSession  # noqa: PLC0415
@@ -481,7 +487,14 @@ async def _run_guarded(
     runner: SessionRunner | CoachingSession
     if client.has_control_point:
         guard = await stack.enter_async_context(SafetyGuard(client, limits, config.safety, clock, bus))
-        runner = SessionRunner(segments=segments, guard=guard, limits=limits, clock=clock, bus=bus)
+        runner = SessionRunner(
+            segments=segments,
+            guard=guard,
+            limits=limits,
+            clock=clock,
+            bus=bus,
+            started_at_console=started_at_console,
+        )
         on_heart_rate = guard.on_heart_rate
     else:
         runner = CoachingSession(
@@ -552,10 +565,8 @@ async def _open_link(
     On every path the link reconnects after a drop (`[ble] reconnect_window_s`), so the guard can send Stop.
     """
     from retro_ftms.ble.bumble_backend import BumbleCentral  # noqa: PLC0415
-    from retro_ftms.ble.connect import connect_ftms, find_treadmill, is_address  # noqa: PLC0415
-    from retro_ftms.ble.ftms_client import FtmsClient  # noqa: PLC0415
+    from retro_ftms.ble.connect import is_address  # noqa: PLC0415
     from retro_ftms.ble.heart_rate import HeartRateMergingBus, HeartRateMonitor  # noqa: PLC0415
-    from retro_ftms.ble.reconnect import ReconnectingLink  # noqa: PLC0415
 
     async with contextlib.AsyncExitStack() as stack:
         central: BumbleCentral | None = None
@@ -601,31 +612,42 @@ async def _open_link(
             )
             client_bus = HeartRateMergingBus(bus, lambda: None if heart_rate is None else heart_rate.bpm)
 
-        async def connect(timeout_s: float) -> FtmsClient:
-            found: str | FoundTreadmill = target
-            if central is None or not is_address(target):
-                # Looked for on every attempt, for `[ble] scan_timeout_s` (a reconnect: at most its own
-                # attempt time); a Bumble central connects to an address without looking.
-                scan_s = min(config.ble.scan_timeout_s, timeout_s)
-                found = await find_treadmill(target, central=central, timeout_s=scan_s)
-            return await connect_ftms(
-                found,
-                central=central,
-                bus=client_bus,
-                cp_timeout_s=config.ble.cp_timeout_s,
-                timeout_s=timeout_s,
-                quirks=config.ble.treadmill_quirks(),
-                clock=clock,
-            )
-
         treadmill = await stack.enter_async_context(
-            ReconnectingLink(
-                connect,
-                window_s=config.ble.reconnect_window_s,
-                attempt_timeout_s=config.ble.connect_timeout_s,
-            )
+            open_treadmill_link(target, central=central, bus=client_bus, config=config, clock=clock)
         )
         yield _Links(treadmill, heart_rate, name)
+
+
+@contextlib.asynccontextmanager
+async def open_treadmill_link(
+    target: str, *, central: BumbleCentral | None, bus: EventBus, config: AppConfig, clock: Clock
+) -> AsyncIterator[ReconnectingLink]:
+    """The connected treadmill `target` (address or name), reconnecting after a drop for
+    `[ble] reconnect_window_s`; raises `ConnectError` when it cannot be reached now."""
+    from retro_ftms.ble.connect import connect_ftms, find_treadmill, is_address  # noqa: PLC0415
+    from retro_ftms.ble.reconnect import ReconnectingLink  # noqa: PLC0415
+
+    async def connect(timeout_s: float) -> FtmsClient:
+        found: str | FoundTreadmill = target
+        if central is None or not is_address(target):
+            # Looked for on every attempt, for `[ble] scan_timeout_s` (a reconnect: at most its own
+            # attempt time); a Bumble central connects to an address without looking.
+            scan_s = min(config.ble.scan_timeout_s, timeout_s)
+            found = await find_treadmill(target, central=central, timeout_s=scan_s)
+        return await connect_ftms(
+            found,
+            central=central,
+            bus=bus,
+            cp_timeout_s=config.ble.cp_timeout_s,
+            timeout_s=timeout_s,
+            quirks=config.ble.treadmill_quirks(),
+            clock=clock,
+        )
+
+    async with ReconnectingLink(
+        connect, window_s=config.ble.reconnect_window_s, attempt_timeout_s=config.ble.connect_timeout_s
+    ) as link:
+        yield link
 
 
 async def scan(transport: str | None, timeout_s: float) -> list[FoundTreadmill]:

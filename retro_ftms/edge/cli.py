@@ -207,6 +207,12 @@ class _Logging:
         cls._listen(stderr_handler, cls.file_handler)
 
     @classmethod
+    def journald(cls) -> None:
+        """Terminal lines with journald priority prefixes (`[service] log_format = "journald"`)."""
+        if cls.listener is not None:
+            cls.listener.handlers[0].setFormatter(_JournaldFormatter(JOURNALD_FORMAT))
+
+    @classmethod
     def _listen(cls, *handlers: logging.Handler) -> None:
         assert cls.queue_handler is not None
         cls.listener = logging.handlers.QueueListener(cls.queue_handler.queue, *handlers)
@@ -269,6 +275,20 @@ def _without_traceback(text: str) -> str:
         return text
     lines = [line for line in tail.splitlines() if line.strip()]
     return head + (lines[-1].strip() if lines else "")
+
+
+class _JournaldFormatter(_NoTracebackFormatter):
+    """A terminal line with the sd-daemon priority prefix (`<3>` error ... `<7>` debug) and no time stamp:
+    systemd-journald reads the prefix as the record's level when stderr is the journal."""
+
+    PRIORITIES: Final = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6}
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = next((p for level, p in self.PRIORITIES.items() if record.levelno >= level), 7)
+        return f"<{priority}>{super().format(record)}"
+
+
+JOURNALD_FORMAT: Final = "%(name)s: %(message)s"
 
 
 def _formatted(handler: logging.Handler, *, tracebacks: bool = True) -> logging.Handler:
@@ -792,6 +812,47 @@ def simulate(
     raise typer.Exit(
         _run_async(run_simulator_process(transport, tuple(faults), tuple(quirk or []), time_scale, serving))
     )
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    time_scale: Annotated[
+        float | None,
+        typer.Option(
+            "--time-scale",
+            metavar="X",
+            help="Only with simulated treadmills: run X times faster than real time (for tests).",
+        ),
+    ] = None,
+    verbose: VerboseOption = 0,
+) -> None:
+    """Run the service: every [[treadmills]] of the configuration, MQTT always online, armed remotely.
+
+    A program is armed over MQTT (ARM [program] on <base>/cmd, or Home Assistant's select and Arm button);
+    the belt moves only once a person presses Start on the treadmill's own console within
+    [service] arm_timeout_s. SIGTERM, SIGHUP, SIGINT or SIGQUIT stop every belt first, then the service.
+    Exit codes: 0 stopped by a signal (every belt stopped first); 1 internal error; 2 bad usage or
+    configuration (nothing moved).
+    """
+    _Logging.setup(verbose)
+    app_config = _load_config("serve", config)
+    if app_config.service.log_format == "journald":
+        _Logging.journald()
+    if not app_config.treadmills:
+        raise _usage_error("serve", "the configuration names no treadmill: add a [[treadmills]] table")
+    if time_scale is not None:
+        _check_time_scale("serve", time_scale)
+        if not all(treadmill.simulator for treadmill in app_config.treadmills):
+            raise _usage_error("serve", "--time-scale needs every treadmill simulated (simulator = true)")
+    for treadmill in app_config.treadmills:
+        _check_faults("serve", list(treadmill.faults))
+
+    from retro_ftms.edge.service import Service  # noqa: PLC0415
+
+    with _invalid_input_exits():
+        service = Service(app_config, 1.0 if time_scale is None else time_scale)
+    raise typer.Exit(_run_async(service.run()))
 
 
 # --- programs ---------------------------------------------------------------------------------------------

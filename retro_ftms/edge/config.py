@@ -74,6 +74,14 @@ def _text_to_path(value: object) -> object:
 _PathOrNone = Annotated[Path | None, BeforeValidator(_text_to_path)]
 
 
+def _list_to_tuple(value: object) -> object:
+    """A TOML array is a list: taken as the tuple, also under the strict check of the file."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+_Specs = Annotated[tuple[str, ...], BeforeValidator(_list_to_tuple)]
+
+
 class SessionConfig(BaseModel):
     """`[session]`: how a guided session presents itself."""
 
@@ -387,6 +395,63 @@ def mask_url(url: str) -> str:
         return "(an unreadable URL)"
 
 
+class ServiceConfig(BaseModel):
+    """`[service]`: `retro-ftms serve`, the long-running service."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # An armed session waits this long (seconds) for a person to press Start on the treadmill's console,
+    # then disarms itself: a network message alone never starts a belt, and an old arming never does.
+    arm_timeout_s: float = Field(default=120.0, gt=0, le=3600)
+    # Longest wait between two attempts to reach a treadmill that sleeps or is switched off (seconds).
+    reconnect_max_s: float = Field(default=30.0, ge=1, le=600)
+    # "journald": each log line starts with its syslog priority (<3> error ... <7> debug), which
+    # systemd-journald reads as the level when stderr is the journal; "plain": a time stamp instead.
+    log_format: Literal["plain", "journald"] = "plain"
+
+
+class TreadmillConfig(BaseModel):
+    """One `[[treadmills]]` table of `retro-ftms serve`: a real treadmill (`device`) or `simulator = true`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The name people know it by: Home Assistant's device name (unless `[mqtt] device_name`), the logs.
+    name: str = Field(min_length=1, max_length=48)
+    device: str | None = Field(default=None, min_length=1)  # address or advertised name
+    transport: str | None = Field(default=None, min_length=1)  # a Bumble HCI transport; None: the OS stack
+    simulator: bool = False
+    faults: _Specs = ()  # simulator only: `--fault` specs
+    quirks: _Specs = ()  # simulator only: `--quirk` profiles
+    # Simulator only: a simulated person presses Start on the console this long after each arming.
+    console_start_after_s: float | None = Field(default=None, ge=0, le=3600)
+    person: str | None = Field(default=None, min_length=1)  # who walks on it (history, courses)
+    # Topics and Home Assistant ids: `retro_ftms/<device_id>`; None: derived from `name`.
+    device_id: str | None = None
+    program: str | None = Field(default=None, min_length=1)  # selected at start-up, for ARM without a name
+
+    @field_validator("device_id")
+    @classmethod
+    def _valid_id(cls, value: str | None) -> str | None:
+        return None if value is None else _check_id(value)
+
+    @model_validator(mode="after")
+    def _one_treadmill(self) -> Self:
+        if self.simulator == (self.device is not None):
+            raise ValueError("give either device (a real treadmill) or simulator = true")
+        if not self.simulator and (self.faults or self.quirks or self.console_start_after_s is not None):
+            raise ValueError("faults, quirks and console_start_after_s go with simulator = true")
+        if self.simulator and self.transport is not None:
+            raise ValueError("transport goes with device (the simulator runs in the service's process)")
+        return self
+
+    @property
+    def id(self) -> str:
+        """`device_id`, or the name made into an id (`Hall 2` -> `hall_2`)."""
+        if self.device_id is not None:
+            return self.device_id
+        return "".join(c if c in _ID_CHARS else "_" for c in self.name.lower())
+
+
 class AppConfig(BaseSettings):
     """The whole configuration. Build it with `load_config`; `AppConfig()` gives defaults plus environment."""
 
@@ -407,6 +472,16 @@ class AppConfig(BaseSettings):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     history: HistoryConfig = Field(default_factory=HistoryConfig)
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
+    treadmills: tuple[TreadmillConfig, ...] = ()
+
+    @field_validator("treadmills")
+    @classmethod
+    def _distinct(cls, value: tuple[TreadmillConfig, ...]) -> tuple[TreadmillConfig, ...]:
+        for what, keys in (("name", [t.name for t in value]), ("device_id", [t.id for t in value])):
+            if len(set(keys)) != len(keys):
+                raise ValueError(f"every treadmill needs its own {what}: {', '.join(keys)}")
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -485,6 +560,9 @@ def _check_file(data: Mapping[str, Any], source: str) -> None:
     for name, value in data.items():
         if name not in tables:
             raise ConfigError(source, name, Shown("(a table)"), _unknown("table", name, tables))
+        if name == "treadmills":
+            _check_treadmills(value, source)
+            continue
         if not isinstance(value, dict):
             raise ConfigError(source, name, value, f"must be a table: [{name}]")
         model = tables[name].annotation
@@ -495,6 +573,19 @@ def _check_file(data: Mapping[str, Any], source: str) -> None:
         except ValidationError as exc:
             first = relevant_errors(exc.errors(include_url=False))[0]
             first["loc"] = (name, *first["loc"])
+            raise _config_error(first, source) from exc
+
+
+def _check_treadmills(value: object, source: str) -> None:
+    """`[[treadmills]]`: an array of tables, each checked alone with strict types."""
+    if not isinstance(value, list) or not all(isinstance(table, dict) for table in value):
+        raise ConfigError(source, "treadmills", Shown("(not tables)"), "must be tables: [[treadmills]]")
+    for index, table in enumerate(value):
+        try:
+            TreadmillConfig.model_validate(table, strict=True)
+        except ValidationError as exc:
+            first = relevant_errors(exc.errors(include_url=False))[0]
+            first["loc"] = ("treadmills", index, *first["loc"])
             raise _config_error(first, source) from exc
 
 

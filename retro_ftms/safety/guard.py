@@ -530,6 +530,32 @@ class SafetyGuard:
                 self._refuse_moving("start")
             await self._start_belt("start")
 
+    async def adopt_console_start(self) -> None:
+        """The person started the belt on the treadmill's own console (how an armed `serve` session is
+        confirmed): take that Start as the session's own. The rules run from now as after our Start (the
+        first speed, the rise intervals), and a belt the console started faster is brought down to the
+        first speed at once. Refused after a latch, a pause or once started, like `start`.
+        """
+        async with self._lock:
+            self._gate("start", None, starting=True)
+            if self._paused:
+                self._refuse("start", None, Rule.START_AFTER_PAUSE)
+            if self._started:
+                self._refuse("start", None, Rule.BELT_MOVING)
+            self._belt_started(self._clock.now())
+            self._announce_state("running")
+            first = self._first_speed_kmh()
+            if self._speed is not None and self._speed > first + VALUE_EPSILON:
+                # The console's own speed, which no target of ours explains: down to the first speed.
+                request = ControlPointRequest.set_target_speed(first)
+                value = _physical(request.value)
+                self._commit_speed(value, self._clock.now())
+                await self._send_motion(request, "set_speed", value)
+            elif self._link.spun_up:
+                await self._lower_after_start()
+            else:
+                self._lower_wanted.set()  # the actor lowers once the belt has spun up
+
     async def set_speed(self, kmh: float) -> None:
         """Set Target Speed, if every rule allows it now; `CommandRefused` names the rule otherwise.
 

@@ -50,10 +50,14 @@ class SessionRunner(TimelineSession):
         clock: Clock,
         bus: EventBus,
         segments: Sequence[Segment],
+        started_at_console: bool = False,
     ) -> None:
+        """`started_at_console`: the person has started the belt on the console (an armed `serve`
+        session), which the runner adopts instead of sending Start."""
         super().__init__(segments=segments, clock=clock, bus=bus)
         self._guard = guard
         self._limits = limits
+        self._started_at_console = started_at_console
         self._next_rise_s = math.inf
 
     # --- SessionControl (the requests themselves: TimelineSession) ---------------------------------------
@@ -131,7 +135,10 @@ class SessionRunner(TimelineSession):
             return await self._end_latched()
         if guard.paused and not await guard.wait_resumed():
             return await self._end_latched()
-        await guard.start()  # the guard announces `running` once the machine accepts Start
+        if self._started_at_console:
+            await guard.adopt_console_start()
+        else:
+            await guard.start()  # the guard announces `running` once the machine accepts Start
         last = self._clock.now()
         while True:
             if await self._handle_requests():
