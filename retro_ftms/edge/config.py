@@ -428,6 +428,8 @@ class TreadmillConfig(BaseModel):
     # Topics and Home Assistant ids: `retro_ftms/<device_id>`; None: derived from `name`.
     device_id: str | None = None
     program: str | None = Field(default=None, min_length=1)  # selected at start-up, for ARM without a name
+    # The event log (JSON Lines) of every session on this treadmill, appended; `t` counts from the start.
+    events: _PathOrNone = None
 
     @field_validator("device_id")
     @classmethod

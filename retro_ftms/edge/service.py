@@ -86,6 +86,8 @@ class LastResult(BaseModel):
     summary: str
     elapsed_s: float
     distance_m: int | None
+    # The guard saw the belt at rest after the stop (fresh Treadmill Data); None: unknown.
+    belt_stopped: bool | None = None
 
 
 class ServiceSnapshot(SessionSnapshot):
@@ -355,6 +357,10 @@ class TreadmillService:
 
     async def run(self) -> None:
         async with contextlib.AsyncExitStack() as stack:
+            if self.treadmill.events is not None:
+                from retro_ftms.edge.event_log import EventLog  # noqa: PLC0415
+
+                stack.enter_context(EventLog(self.treadmill.events, self.bus))
             central = await self._radio(stack)
             if self.config.mqtt.enabled:
                 self.bridge = await stack.enter_async_context(self._bridge())
@@ -529,6 +535,7 @@ class TreadmillService:
                     summary="internal error" if result is None else result_summary(result),
                     elapsed_s=0.0 if result is None else round(result.program_time_s, 1),
                     distance_m=None if snapshot is None else snapshot.distance_m,
+                    belt_stopped=None if result is None else result.belt_stopped,
                 )
             )
         _LOGGER.warning("%s: session ended: %s", self.name, result_summary(result))
