@@ -124,3 +124,33 @@ async def test_an_arming_not_confirmed_in_time_disarms(
         assert hall.simulator.belt_stopped()
     events = [state_of(m) for m in recorder.on(single.event)]
     assert any(e["type"] == "refused" and "no-such-program" in e["value"] for e in events)
+
+
+async def test_a_persons_stop_over_mqtt_is_no_safety_trigger(
+    mosquitto_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    config = service_config(
+        tmp_path,
+        mosquitto_broker,
+        [{"name": "Hall", "simulator": True, "program": "short", "console_start_after_s": 1.0}],
+        service={"arm_timeout_s": 600.0},
+    )
+    single = topics("hall")
+    async with Recorder(mosquitto_broker) as recorder, served(config) as service:
+        (hall,) = service.treadmills
+        await recorder.wait_topic(single.state, is_state(state="idle"))
+        async with mosquitto_broker.client() as person:
+            await person.publish(single.cmd, b"ARM", qos=1)
+            await recorder.wait_topic(single.state, is_state(state="running"), timeout_s=RUN_TIMEOUT_S)
+            await person.publish(single.cmd, b"STOP", qos=1)
+        final = await recorder.wait_topic(
+            single.state, lambda m: state_of(m).get("last_result") is not None, timeout_s=RUN_TIMEOUT_S
+        )
+        assert hall.simulator is not None
+        assert hall.simulator.belt_stopped()
+    result = state_of(final)["last_result"]
+    assert (result["reason"], result["exit_code"], result["summary"]) == ("mqtt_stop", 130, "stopped by you")
+    stopped = [state_of(m) for m in recorder.on(single.state) if state_of(m)["state"] == "stopped"]
+    # The Safety binary sensor stays off: the person stopped it, nothing was unsafe.
+    assert stopped
+    assert not any(s["safety_alarm"] for s in stopped)

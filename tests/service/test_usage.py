@@ -1,0 +1,45 @@
+"""`retro-ftms serve` refuses what it cannot run, with one line and exit 2, before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from retro_ftms.edge.cli import app
+
+EXIT_USAGE = 2
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[service]\narm_timeout_s = 60\n", "names no treadmill"),
+        ('[[treadmills]]\nname = "Hall"\n', "give either device"),
+        ('[[treadmills]]\nname = "Hall"\nsimulator = true\ndevice = "X"\n', "give either device"),
+        ('[[treadmills]]\nname = "Hall"\ndevice = "X"\nfaults = ["safety-key@3"]\n', "go with simulator"),
+        ('[[treadmills]]\nname = "Hall"\nsimulator = true\nfaults = ["nope@3"]\n', "unknown fault kind"),
+        (
+            '[[treadmills]]\nname = "A"\nsimulator = true\n[[treadmills]]\nname = "A"\nsimulator = true\n',
+            "own name",
+        ),
+        ('[[treadmills]]\nname = "Hall"\nsimulator = true\ndevice_id = "a b"\n', "Home Assistant ids"),
+        ("treadmills = 3\n", "must be tables"),
+    ],
+)
+def test_bad_configuration_is_exit_2(tmp_path: Path, toml: str, message: str) -> None:
+    config = tmp_path / "retro-ftms.toml"
+    config.write_text(toml, encoding="utf-8")
+    result = CliRunner().invoke(app, ["serve", "--config", str(config)], prog_name="retro-ftms")
+    assert result.exit_code == EXIT_USAGE, result.output
+    assert message in result.output
+
+
+def test_time_scale_needs_simulated_treadmills(tmp_path: Path) -> None:
+    config = tmp_path / "retro-ftms.toml"
+    config.write_text('[[treadmills]]\nname = "Hall"\ndevice = "FTMS-1"\n', encoding="utf-8")
+    args = ["serve", "--config", str(config), "--time-scale", "10"]
+    result = CliRunner().invoke(app, args, prog_name="retro-ftms")
+    assert result.exit_code == EXIT_USAGE
+    assert "--time-scale needs every treadmill simulated" in result.output
