@@ -154,3 +154,31 @@ async def test_a_persons_stop_over_mqtt_is_no_safety_trigger(
     # The Safety binary sensor stays off: the person stopped it, nothing was unsafe.
     assert stopped
     assert not any(s["safety_alarm"] for s in stopped)
+
+
+async def test_a_belt_the_console_started_fast_is_brought_to_the_first_speed(
+    mosquitto_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    config = service_config(
+        tmp_path,
+        mosquitto_broker,
+        [{"name": "Hall", "simulator": True, "program": "short"}],
+        service={"arm_timeout_s": 600.0},
+    )
+    single = topics("hall")
+    async with Recorder(mosquitto_broker) as recorder, served(config) as service:
+        (hall,) = service.treadmills
+        assert hall.simulator is not None
+        await recorder.wait_topic(single.state, is_state(state="idle"))
+        async with mosquitto_broker.client() as person:
+            await person.publish(single.cmd, b"ARM", qos=1)
+        await recorder.wait_topic(single.state, is_state(state="armed"))
+        hall.simulator.console_set_speed(3.0)  # the console's last speed: faster than a first speed
+        hall.simulator.console_start()
+        await recorder.wait_topic(single.state, is_state(state="running"))
+        await recorder.wait_topic(single.state, is_state(step_index=1), timeout_s=RUN_TIMEOUT_S)
+        speeds = [r for r in hall.simulator.received if r.op == OpCode.SET_TARGET_SPEED]
+        # The first command after the console's Start lowers the belt to the first speed (1.6 km/h).
+        assert speeds
+        assert int.from_bytes(speeds[0].data[1:3], "little") / 100 <= 1.6
+        assert OpCode.START_OR_RESUME not in [r.op for r in hall.simulator.received]
