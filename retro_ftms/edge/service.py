@@ -46,7 +46,7 @@ from retro_ftms.events import (
     StateEvent,
     StatusEvent,
 )
-from retro_ftms.session.snapshot import DEFAULT_PERSON, SessionSnapshot
+from retro_ftms.session.snapshot import DEFAULT_PERSON, SessionSnapshot, blank_snapshot
 
 if TYPE_CHECKING:
     from retro_ftms.ble.bumble_backend import BumbleCentral
@@ -153,31 +153,14 @@ class TreadmillState:
 
     def _extended(self, session: SessionSnapshot | None) -> ServiceSnapshot:
         if session is not None:
-            return ServiceSnapshot.model_validate(
-                {**session.model_dump(), "selected_program": self._selected, "last_result": self._last}
-            )
-        # Armed: `connecting` until the treadmill is reached, then `armed` (press Start now).
-        state: SessionState = "idle"
-        if self._armed is not None:
-            state = "armed" if self._listening else "connecting"
-        return ServiceSnapshot(
-            state=state,
-            program=self._armed or self._selected or "",
-            step_index=None,
-            step_count=0,
-            step_name=None,
-            speed_kmh=None,
-            incline_pct=None,
-            target_speed_kmh=None,
-            target_incline_pct=None,
-            elapsed_s=0.0,
-            remaining_s=0.0,
-            distance_m=None,
-            hr_bpm=None,
-            safety_alarm=False,
-            safety_reason=None,
-            selected_program=self._selected,
-            last_result=self._last,
+            fields = session.model_dump()
+        else:  # armed: `connecting` until the treadmill is reached, then `armed` (press Start now)
+            state: SessionState = "idle"
+            if self._armed is not None:
+                state = "armed" if self._listening else "connecting"
+            fields = blank_snapshot(state, self._armed or self._selected or "", 0, 0.0)
+        return ServiceSnapshot.model_validate(
+            {**fields, "selected_program": self._selected, "last_result": self._last}
         )
 
     # -- the service's side ---------------------------------------------------------------------------------

@@ -74,6 +74,29 @@ class SessionSnapshot(BaseModel):
     course_level: int | None = None
 
 
+def blank_snapshot(
+    state: SessionState, program: str, step_count: int, remaining_s: float
+) -> dict[str, object]:
+    """The fields of a snapshot before any step or record: nothing known but the program."""
+    return {
+        "state": state,
+        "program": program,
+        "step_index": None,
+        "step_count": step_count,
+        "step_name": None,
+        "speed_kmh": None,
+        "incline_pct": None,
+        "target_speed_kmh": None,
+        "target_incline_pct": None,
+        "elapsed_s": 0.0,
+        "remaining_s": remaining_s,
+        "distance_m": None,
+        "hr_bpm": None,
+        "safety_alarm": False,
+        "safety_reason": None,
+    }
+
+
 def _round(value: float | None, decimals: int) -> float | None:
     return None if value is None else round(value, decimals)
 
@@ -120,25 +143,9 @@ class SnapshotTracker:
         # After a console decrease: the targets the guard holds at, above which no step goes any more.
         self._held_speed_kmh: float | None = None
         self._held_incline_pct: float | None = None
-        self._snapshot = SessionSnapshot(
-            state="connecting",
-            program=program,
-            step_index=None,
-            step_count=step_count,
-            step_name=None,
-            speed_kmh=None,
-            incline_pct=None,
-            target_speed_kmh=None,
-            target_incline_pct=None,
-            elapsed_s=0.0,
-            remaining_s=round(total_duration_s, TIME_DECIMALS),
-            distance_m=None,
-            hr_bpm=None,
-            safety_alarm=False,
-            safety_reason=None,
-            person=person,
-            course=course,
-            course_level=course_level,
+        self._snapshot = SessionSnapshot.model_validate(
+            blank_snapshot("connecting", program, step_count, round(total_duration_s, TIME_DECIMALS))
+            | {"person": person, "course": course, "course_level": course_level}
         )
 
     @property

@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 from retro_ftms.codec import OpCode
+from retro_ftms.edge.config import AppConfig
 from retro_ftms.edge.service import TreadmillService
 from tests.mqtt.broker import MosquittoBroker, Recorder
 from tests.service.conftest import (
@@ -23,6 +24,14 @@ HALL, GARAGE = topics("hall"), topics("garage")
 MOTION_OPS = {OpCode.START_OR_RESUME, OpCode.SET_TARGET_SPEED, OpCode.SET_TARGET_INCLINATION}
 ARMED_WAIT_S = 40.0  # simulated seconds an armed treadmill is watched standing still
 RUN_TIMEOUT_S = 15.0
+
+
+def hall_config(
+    directory: Path, broker: MosquittoBroker, *, arm_timeout_s: float, **treadmill: object
+) -> AppConfig:
+    """One simulated treadmill, Hall, that runs the short program."""
+    hall = {"name": "Hall", "simulator": True, "program": "short", **treadmill}
+    return service_config(directory, broker, [hall], service={"arm_timeout_s": arm_timeout_s})
 
 
 def motion_requests(treadmill: TreadmillService) -> list[int]:
@@ -104,12 +113,7 @@ async def test_two_treadmills_armed_then_started_at_the_console(
 async def test_an_arming_not_confirmed_in_time_disarms(
     mosquitto_broker: MosquittoBroker, tmp_path: Path
 ) -> None:
-    config = service_config(
-        tmp_path,
-        mosquitto_broker,
-        [{"name": "Hall", "simulator": True, "program": "short"}],
-        service={"arm_timeout_s": 60.0},
-    )
+    config = hall_config(tmp_path, mosquitto_broker, arm_timeout_s=60.0)
     async with Recorder(mosquitto_broker) as recorder, served(config) as service:
         (hall,) = service.treadmills
         single = topics("hall")
@@ -129,12 +133,7 @@ async def test_an_arming_not_confirmed_in_time_disarms(
 async def test_a_persons_stop_over_mqtt_is_no_safety_trigger(
     mosquitto_broker: MosquittoBroker, tmp_path: Path
 ) -> None:
-    config = service_config(
-        tmp_path,
-        mosquitto_broker,
-        [{"name": "Hall", "simulator": True, "program": "short", "console_start_after_s": 1.0}],
-        service={"arm_timeout_s": 600.0},
-    )
+    config = hall_config(tmp_path, mosquitto_broker, arm_timeout_s=600.0, console_start_after_s=1.0)
     single = topics("hall")
     async with Recorder(mosquitto_broker) as recorder, served(config) as service:
         (hall,) = service.treadmills
@@ -159,12 +158,7 @@ async def test_a_persons_stop_over_mqtt_is_no_safety_trigger(
 async def test_a_belt_the_console_started_fast_is_brought_to_the_first_speed(
     mosquitto_broker: MosquittoBroker, tmp_path: Path
 ) -> None:
-    config = service_config(
-        tmp_path,
-        mosquitto_broker,
-        [{"name": "Hall", "simulator": True, "program": "short"}],
-        service={"arm_timeout_s": 600.0},
-    )
+    config = hall_config(tmp_path, mosquitto_broker, arm_timeout_s=600.0)
     single = topics("hall")
     async with Recorder(mosquitto_broker) as recorder, served(config) as service:
         (hall,) = service.treadmills
