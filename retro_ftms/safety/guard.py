@@ -498,12 +498,16 @@ class SafetyGuard:
         A belt someone started at the console is not ours to take over: a Start written on it would come
         on top of a speed above the first-speed limit. Returns at once after a latch (the runner ends).
         """
+        await self._first_record()
+        if self._latched is None and not self._started and self._belt_reported_moving():
+            self._refuse_moving("start")
+
+    async def _first_record(self) -> None:
+        """Wait for a first Treadmill Data record (at most `FIRST_RECORD_WAIT_S`): the belt's speed."""
         if not self._data_seen.is_set():
             with contextlib.suppress(TimeoutError):
                 async with self._clock.timeout(self._clock.watchdog_s(FIRST_RECORD_WAIT_S)):
                     await self._data_seen.wait()
-        if self._latched is None and not self._started and self._belt_reported_moving():
-            self._refuse_moving("start")
 
     async def take_control(self) -> None:
         """Request Control. Raises `ControlPointError` when refused, `CommandRefused` after a latch."""
@@ -536,6 +540,7 @@ class SafetyGuard:
         first speed, the rise intervals), and a belt the console started faster is brought down to the
         first speed at once. Refused after a latch, a pause or once started, like `start`.
         """
+        await self._first_record()  # the speed the console started the belt at
         async with self._lock:
             self._gate("start", None, starting=True)
             if self._paused:

@@ -124,7 +124,8 @@ class SessionRunner(TimelineSession):
         # The person may have asked for a stop or a pause while the link was coming up: honour it first.
         if await self._handle_requests():
             return await self._end_latched()
-        await guard.check_belt_at_rest()  # BeltMovingError: started at the console before us
+        if not self._started_at_console:  # a `serve` session is confirmed by that very console Start
+            await guard.check_belt_at_rest()  # BeltMovingError: started at the console before us
         if await self._handle_requests() or self._guard.latched is not None:
             return await self._end_latched()
         await guard.take_control()
