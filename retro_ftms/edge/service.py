@@ -355,6 +355,9 @@ class TreadmillService:
                 except RetroFtmsError as error:  # a program that cannot run on this treadmill, ...
                     _LOGGER.error("%s: %s", self.name, error)
                     self.state.disarm()
+                except Exception:  # a bug here must not end the other treadmills' tasks (the TaskGroup)
+                    _LOGGER.exception("%s: the armed session failed (the guard stopped the belt)", self.name)
+                    self.state.disarm()
 
     async def _radio(self, stack: contextlib.AsyncExitStack) -> BumbleCentral | None:
         """The simulated treadmill (on the air for the service's life) and the central that reaches it; for

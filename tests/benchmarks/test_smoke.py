@@ -13,7 +13,17 @@ from typing import Any
 
 import pytest
 
-from benchmarks import codec, footprint, history, many, mqtt_flood, reaction, soak, time_compression
+from benchmarks import (
+    codec,
+    footprint,
+    history,
+    many,
+    mqtt_flood,
+    reaction,
+    serve_many,
+    soak,
+    time_compression,
+)
 from tests.mqtt.broker import find_mosquitto
 
 MACHINE_KEYS = {"cpu", "cores", "python"}
@@ -125,3 +135,11 @@ def test_history(capsys: pytest.CaptureFixture[str]) -> None:
     assert result["to_disk"]["latency"].keys() >= LATENCY_KEYS
     assert result["to_disk"]["samples"] > 0
     assert result["to_disk"]["failure"] is None
+
+
+def test_serve_many(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_main(serve_many.main, ["--treadmills", "2", "--trials", "1"], capsys)
+    assert [(r["treadmills"], r["others"]) for r in result["results"]] == [(2, "walking"), (2, "misbehaving")]
+    for figures in result["results"]:
+        assert figures["reaction"].keys() >= LATENCY_KEYS
+        assert figures["reaction"]["n"] + figures["spoiled"] == 1
