@@ -315,6 +315,19 @@ async def test_home_assistant_online_republishes_discovery(mosquitto_broker: Mos
         await recorder.wait_for(lambda _: len(recorder.on(topics.discovery)) >= 2)
 
 
+async def test_device_name_setting_names_the_device(mosquitto_broker: MosquittoBroker) -> None:
+    rig = Rig()
+    config = config_for(mosquitto_broker, device_name="Hall")  # beats the treadmill's name
+    topics = topics_of(config)
+    async with Recorder(mosquitto_broker) as recorder, rig.bridge(config):
+        discovery = json.loads((await recorder.wait_topic(topics.discovery)).payload)
+        await recorder.wait_topic(topics.availability, lambda m: m.payload == b"online")
+    assert discovery["device"]["name"] == "Hall"
+    # The fresh state and discovery went out before `online` on the connect.
+    online = next(i for i, m in enumerate(recorder.messages) if m.topic == topics.availability)
+    assert {m.topic for m in recorder.messages[:online]} == {topics.discovery, topics.state}
+
+
 async def test_frozen_broker_never_blocks_the_bus_and_heals(mosquitto_broker: MosquittoBroker) -> None:
     rig = Rig()
     config = config_for(mosquitto_broker)

@@ -107,6 +107,8 @@ def test_version_counts_changes_only() -> None:
         ("hold", "console_override", False),
         ("stop", "mqtt_stop", False),
         ("stop", "signal", False),
+        ("stop", "user", False),
+        ("stop", "pain", False),
     ],
 )
 def test_safety_alarm_rules(action: str, reason: str, alarm: bool) -> None:

@@ -8,6 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from retro_ftms.edge.cli import app
+from retro_ftms.edge.service import result_summary
+from retro_ftms.events import Outcome
+from retro_ftms.session.runner import SessionResult
 
 EXIT_USAGE = 2
 
@@ -43,3 +46,19 @@ def test_time_scale_needs_simulated_treadmills(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, args, prog_name="retro-ftms")
     assert result.exit_code == EXIT_USAGE
     assert "--time-scale needs every treadmill simulated" in result.output
+
+
+@pytest.mark.parametrize(
+    ("outcome", "reason", "code", "summary"),
+    [
+        ("completed", None, 0, "completed"),
+        ("stopped", "mqtt_stop", 130, "stopped by you"),
+        ("stopped", "pain", 130, "stopped by you"),
+        ("stopped", "safety_key", 3, "stopped by a safety trigger"),
+        ("error", "error", 1, "internal error"),
+    ],
+)
+def test_last_result_summary_follows_the_exit_code_rule(
+    outcome: Outcome, reason: str | None, code: int, summary: str
+) -> None:
+    assert result_summary(SessionResult(outcome, reason, code, 10.0)) == summary
