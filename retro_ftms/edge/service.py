@@ -387,15 +387,19 @@ class TreadmillService:
         mqtt = self.config.mqtt
         tid = self.treadmill.id
         client_id = None if mqtt.client_id is None else f"{mqtt.client_id}-{tid}"[:64]
-        config = mqtt.model_copy(
-            update={"device_id": tid, "base_topic": f"retro_ftms/{tid}", "client_id": client_id}
-        )
+        update: dict[str, object] = {
+            "device_id": tid,
+            "base_topic": f"retro_ftms/{tid}",
+            "client_id": client_id,
+        }
+        if len(self.config.treadmills) > 1:
+            update["device_name"] = None  # one `[mqtt] device_name` cannot name several devices
         return MqttBridge(
-            config,
+            mqtt.model_copy(update=update),
             self.bus,
             self.state,
             self.state,
-            device_name=self.name if len(self.config.treadmills) > 1 else None,
+            device_name=self.name,
             service=ServiceHooks(self.state.programs, self.state),
         )
 
@@ -421,7 +425,7 @@ class TreadmillService:
                 try:
                     async with self.clock.timeout(self.config.service.arm_timeout_s):
                         links = await self._connect(stack, central)
-                        if not await self._confirmed(started, program_name):
+                        if links is None or not await self._confirmed(started, program_name):
                             return
                 except TimeoutError:
                     _LOGGER.warning("%s: %s", self.name, NOT_CONFIRMED)
@@ -432,8 +436,11 @@ class TreadmillService:
         finally:
             unsubscribe()
 
-    async def _connect(self, stack: contextlib.AsyncExitStack, central: BumbleCentral | None) -> _Links:
-        """The treadmill's link, tried again with backoff while it sleeps or is out of reach."""
+    async def _connect(
+        self, stack: contextlib.AsyncExitStack, central: BumbleCentral | None
+    ) -> _Links | None:
+        """The treadmill's link, tried again with backoff while it sleeps or is out of reach; None when
+        disarmed meanwhile."""
         backoff_s = FIRST_BACKOFF_S
         target = self.simulator.address if self.simulator is not None else self.treadmill.device
         assert target is not None
@@ -458,8 +465,17 @@ class TreadmillService:
                 _LOGGER.warning(
                     "%s: cannot reach the treadmill (%s); again in %g s", self.name, error, backoff_s
                 )
-            await self.clock.sleep(backoff_s)
+            if not await self._still_armed_after(backoff_s):
+                return None
             backoff_s = min(backoff_s * 2, self.config.service.reconnect_max_s)
+
+    async def _still_armed_after(self, seconds: float) -> bool:
+        """Wait `seconds` of clock time; False at once when disarmed meanwhile (a STOP, a DISARM)."""
+        with contextlib.suppress(TimeoutError):
+            async with self.clock.timeout(seconds):
+                while self.state.armed is not None:
+                    await self.state.wait_change()
+        return self.state.armed is not None
 
     async def _confirmed(self, started: asyncio.Event, program: str) -> bool:
         """Wait for Start on the console; False when disarmed first."""

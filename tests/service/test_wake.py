@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from retro_ftms.clock import Clock
 from simulator.gatt import DEFAULT_ADDRESS, SimulatedTreadmill
 from tests.mqtt.broker import MosquittoBroker, Recorder, free_port
@@ -26,6 +28,8 @@ async def test_armed_service_reaches_the_treadmill_once_it_wakes(
     hall = topics("hall")
     async with Recorder(mosquitto_broker) as recorder, served(config, time_scale=1.0):
         await recorder.wait_topic(hall.state, is_state(state="idle"))
+        discovery = await recorder.wait_topic(hall.discovery)
+        assert b'"name":"Hall"' in discovery.payload  # the device is named after the treadmill
         async with mosquitto_broker.client() as person:
             await person.publish(hall.cmd, b"ARM first-steps", qos=1)
         await recorder.wait_topic(hall.state, is_state(state="connecting"))
@@ -43,3 +47,32 @@ async def test_armed_service_reaches_the_treadmill_once_it_wakes(
             )
             # Connected, never asked to take control or move: only a session does that.
             assert treadmill.received == []
+
+
+async def test_a_stop_while_the_treadmill_sleeps_ends_the_attempts(
+    mosquitto_broker: MosquittoBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = service_config(
+        tmp_path,
+        mosquitto_broker,
+        [{"name": "Hall", "device": DEFAULT_ADDRESS, "transport": f"tcp-client:127.0.0.1:{free_port()}"}],
+        service={"arm_timeout_s": 600.0, "reconnect_max_s": 600.0},
+    )
+    hall = topics("hall")
+
+    def attempts() -> int:
+        return sum("cannot reach the treadmill" in r.getMessage() for r in caplog.records)
+
+    # At 2x, failed attempts at about 0, 0.5, 1.5, 3.5 and 7.5 wall seconds after the arming (backoff).
+    async with Recorder(mosquitto_broker) as recorder, served(config, time_scale=2.0):
+        await recorder.wait_topic(hall.state, is_state(state="idle"))
+        async with mosquitto_broker.client() as person:
+            await person.publish(hall.cmd, b"ARM first-steps", qos=1)
+            await recorder.wait_topic(hall.state, is_state(state="connecting"))
+            await asyncio.sleep(2.5)  # between the third attempt and the fourth
+            await person.publish(hall.cmd, b"STOP", qos=1)
+            await recorder.wait_topic(hall.state, is_state(state="idle", selected_program="first-steps"))
+            before = attempts()
+            await asyncio.sleep(2.5)  # past the fourth attempt's time
+    assert before >= 2
+    assert attempts() == before  # disarmed: no more attempts to reach the treadmill
