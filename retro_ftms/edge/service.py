@@ -131,6 +131,8 @@ class TreadmillState:
         self._last: LastResult | None = None
         self._tracker: SnapshotTracker | None = None
         self._control: SessionControl | None = None
+        # A stop asked for while a confirmed session was being set up: handed to it as it starts.
+        self._pending_stop: SafetyReason | None = None
         self._base_version = 0
         self._changed = asyncio.Event()  # replaced by a fresh one at every change: no waiter clears it
 
@@ -184,6 +186,9 @@ class TreadmillState:
 
     def session_started(self, tracker: SnapshotTracker, control: SessionControl) -> None:
         self._tracker, self._control = tracker, control
+        if self._pending_stop is not None:
+            control.request_stop(self._pending_stop)
+            self._pending_stop = None
         self._bump()
 
     def session_ended(self, result: LastResult) -> None:
@@ -192,6 +197,7 @@ class TreadmillState:
         self._tracker, self._control = None, None
         self._armed = None
         self._listening = False
+        self._pending_stop = None
         self._last = result
         self._bump()
 
@@ -220,6 +226,7 @@ class TreadmillState:
             return rule
         _LOGGER.warning("%s: armed %s: waiting for Start on the console", self.name, program)
         self._armed = self._selected = program
+        self._pending_stop = None
         self._bump()
         return None
 
@@ -240,10 +247,12 @@ class TreadmillState:
     # -- SessionControl ------------------------------------------------------------------------------------
 
     def request_stop(self, reason: SafetyReason) -> None:
-        """Stop the session's belt; with no session, disarm (a STOP always means "nothing moves")."""
+        """Stop the session's belt; with no session, disarm (a STOP always means "nothing moves"), and
+        stop a session that the console's Start has already confirmed as soon as it starts."""
         if self._control is not None:
             self._control.request_stop(reason)
         else:
+            self._pending_stop = reason
             self.disarm()
 
     def request_pause(self, source: str) -> None:

@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from retro_ftms.clock import Clock
 from retro_ftms.edge.cli import app
-from retro_ftms.edge.service import result_summary
-from retro_ftms.events import Outcome
+from retro_ftms.edge.service import TreadmillState, result_summary
+from retro_ftms.events import EventBus, Outcome
 from retro_ftms.session.runner import SessionResult
+from retro_ftms.session.snapshot import SnapshotTracker
 
 EXIT_USAGE = 2
 
@@ -62,3 +64,29 @@ def test_last_result_summary_follows_the_exit_code_rule(
     outcome: Outcome, reason: str | None, code: int, summary: str
 ) -> None:
     assert result_summary(SessionResult(outcome, reason, code, 10.0)) == summary
+
+
+class FakeControl:
+    def __init__(self) -> None:
+        self.stops: list[str] = []
+
+    def request_stop(self, reason: str) -> None:
+        self.stops.append(reason)
+
+    def request_pause(self, source: str) -> None:
+        del source
+
+    def request_resume(self, source: str) -> str | None:
+        del source
+        return None
+
+
+async def test_a_stop_while_a_confirmed_session_is_set_up_reaches_it() -> None:
+    """The console's Start was seen, the session is being built (no runner yet) when a STOP comes."""
+    state = TreadmillState("Hall", EventBus(Clock()), {"gentle": "gentle"}, "gentle", lambda _: None)
+    assert state.arm(None) is None
+    state.request_stop("signal")
+    assert state.armed is None
+    control = FakeControl()
+    state.session_started(SnapshotTracker("gentle", 1, 60.0), control)  # type: ignore[arg-type]
+    assert control.stops == ["signal"]
