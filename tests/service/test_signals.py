@@ -9,6 +9,8 @@ import signal
 from pathlib import Path
 from typing import Final
 
+import pytest
+
 from tests.mqtt.broker import MosquittoBroker, Recorder
 from tests.service.conftest import is_state, state_of, topics, write_config
 from tests.session.test_signals import SCRIPT, read_complete
@@ -19,7 +21,10 @@ EXIT_TIMEOUT_S: Final = 20.0
 EXIT_STOPPED: Final = 0
 
 
-async def test_sigterm_stops_both_belts_then_exits(mosquitto_broker: MosquittoBroker, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+async def test_a_stop_signal_stops_both_belts_then_exits(
+    mosquitto_broker: MosquittoBroker, tmp_path: Path, signum: signal.Signals
+) -> None:
     names = ("Hall", "Garage")
     logs = {name: tmp_path / f"{name}.jsonl" for name in names}
     config = write_config(
@@ -61,7 +66,7 @@ async def test_sigterm_stops_both_belts_then_exits(mosquitto_broker: MosquittoBr
                     lambda m: is_state(state="running")(m) and (state_of(m)["speed_kmh"] or 0) > 0.3,
                     timeout_s=START_TIMEOUT_S,
                 )
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(signum)
             async with asyncio.timeout(EXIT_TIMEOUT_S):
                 _, stderr = await process.communicate()
         finally:

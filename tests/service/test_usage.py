@@ -1,4 +1,5 @@
-"""`retro-ftms serve` refuses what it cannot run, with one line and exit 2, before anything starts."""
+"""`retro-ftms serve` without a broker: what it refuses (one line, exit 2, before anything starts), the
+last result's words, and a stop handed to a session that is being set up."""
 
 from __future__ import annotations
 
