@@ -525,14 +525,18 @@ class SafetyGuard:
     async def start(self) -> None:
         """Start the belt (Start/Resume), never while it moves or after a pause (that is `resume`)."""
         async with self._lock:
-            self._gate("start", None, starting=True)
-            if self._paused:
-                self._refuse("start", None, Rule.START_AFTER_PAUSE)
-            if self._started:
-                self._refuse("start", None, Rule.BELT_MOVING)
+            self._gate_start()
             if self._belt_reported_moving():
                 self._refuse_moving("start")
             await self._start_belt("start")
+
+    def _gate_start(self) -> None:
+        """The refusals of a start, ours or the console's adopted: latched, paused, started already."""
+        self._gate("start", None, starting=True)
+        if self._paused:
+            self._refuse("start", None, Rule.START_AFTER_PAUSE)
+        if self._started:
+            self._refuse("start", None, Rule.BELT_MOVING)
 
     async def adopt_console_start(self) -> None:
         """The person started the belt on the treadmill's own console (how an armed `serve` session is
@@ -542,11 +546,7 @@ class SafetyGuard:
         """
         await self._first_record()  # the speed the console started the belt at
         async with self._lock:
-            self._gate("start", None, starting=True)
-            if self._paused:
-                self._refuse("start", None, Rule.START_AFTER_PAUSE)
-            if self._started:
-                self._refuse("start", None, Rule.BELT_MOVING)
+            self._gate_start()
             self._belt_started(self._clock.now())
             self._announce_state("running")
             first = self._first_speed_kmh()

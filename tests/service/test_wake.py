@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from retro_ftms.clock import Clock
+from retro_ftms.edge.config import AppConfig
 from simulator.gatt import DEFAULT_ADDRESS, SimulatedTreadmill
 from tests.mqtt.broker import MosquittoBroker, Recorder, free_port
 from tests.service.conftest import is_state, served, service_config, topics
@@ -15,16 +16,20 @@ from tests.service.conftest import is_state, served, service_config, topics
 ASLEEP_S = 2.5  # wall seconds the treadmill stays off the air after the arming: two failed attempts
 
 
+def sleeping_hall(
+    directory: Path, broker: MosquittoBroker, port: int, *, reconnect_max_s: float
+) -> AppConfig:
+    """Hall, a real treadmill (as the service sees it) behind a Bumble TCP transport nobody serves yet."""
+    hall = {"name": "Hall", "device": DEFAULT_ADDRESS, "transport": f"tcp-client:127.0.0.1:{port}"}
+    service = {"arm_timeout_s": 600.0, "reconnect_max_s": reconnect_max_s}
+    return service_config(directory, broker, [hall], service=service)
+
+
 async def test_armed_service_reaches_the_treadmill_once_it_wakes(
     mosquitto_broker: MosquittoBroker, tmp_path: Path
 ) -> None:
     port = free_port()
-    config = service_config(
-        tmp_path,
-        mosquitto_broker,
-        [{"name": "Hall", "device": DEFAULT_ADDRESS, "transport": f"tcp-client:127.0.0.1:{port}"}],
-        service={"arm_timeout_s": 60.0, "reconnect_max_s": 1.0},
-    )
+    config = sleeping_hall(tmp_path, mosquitto_broker, port, reconnect_max_s=1.0)
     hall = topics("hall")
     async with Recorder(mosquitto_broker) as recorder, served(config, time_scale=1.0):
         await recorder.wait_topic(hall.state, is_state(state="idle"))
@@ -52,12 +57,7 @@ async def test_armed_service_reaches_the_treadmill_once_it_wakes(
 async def test_a_stop_while_the_treadmill_sleeps_ends_the_attempts(
     mosquitto_broker: MosquittoBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = service_config(
-        tmp_path,
-        mosquitto_broker,
-        [{"name": "Hall", "device": DEFAULT_ADDRESS, "transport": f"tcp-client:127.0.0.1:{free_port()}"}],
-        service={"arm_timeout_s": 600.0, "reconnect_max_s": 600.0},
-    )
+    config = sleeping_hall(tmp_path, mosquitto_broker, free_port(), reconnect_max_s=600.0)
     hall = topics("hall")
 
     def attempts() -> int:
