@@ -87,8 +87,9 @@ def test_discovery_config() -> None:
     assert {"program", "step_number", "step_count", "target_speed", "target_incline", "events"} <= set(
         components
     )
-    assert "resume" not in components  # remote resume is off by default: the button would do nothing
-    unique_ids = [component["unique_id"] for component in components.values()]
+    # Remote resume is off by default: no Resume button (only its platform: an old one is removed).
+    assert components["resume"] == {"platform": "button"}
+    unique_ids = [component["unique_id"] for key, component in components.items() if key != "resume"]
     assert len(set(unique_ids)) == len(unique_ids)
     assert all(re.fullmatch(r"[a-zA-Z0-9_-]+", uid) for uid in unique_ids)
     assert "object_id" not in json.dumps(config)
@@ -104,7 +105,7 @@ def test_discovery_config() -> None:
     assert presses == {"stop": "STOP", "pause": "PAUSE"}
     assert all(components[key]["retain"] is False for key in presses)
     # Home Assistant ignores a device-level qos: every component carries its own.
-    assert all(component["qos"] == 1 for component in components.values())
+    assert all(component["qos"] == 1 for key, component in components.items() if key != "resume")
     assert components["events"]["platform"] == "event"
     assert components["events"]["state_topic"] == TOPICS.event
     assert "safety" in components["events"]["event_types"]

@@ -140,6 +140,10 @@ def discovery_config(
     for key, component in components.items():
         component["unique_id"] = f"{uid}_{key}"
         component["qos"] = DISCOVERY_QOS
+    if not allow_remote_resume:
+        # A component with only its platform removes the entity an earlier discovery made (a Resume
+        # button from before this rule, or from a configuration that allowed remote resume).
+        components["resume"] = {"platform": "button"}
     return {
         "device": {
             "identifiers": [uid],
