@@ -488,7 +488,7 @@ class TreadmillService:
 
     async def _confirmed(self, started: asyncio.Event, program: str) -> bool:
         """Wait for Start on the console; False when disarmed first."""
-        _LOGGER.warning("%s: armed %s; press Start on the treadmill to begin", self.name, program)
+        _LOGGER.warning("%s: connected: press Start on the console to begin %s", self.name, program)
         self.state.listening(True)
         async with asyncio.TaskGroup() as group:
             presser = None
