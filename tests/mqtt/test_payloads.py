@@ -8,9 +8,15 @@ import re
 import pytest
 
 from retro_ftms.edge.mqtt.bridge import backoff_delay_s
-from retro_ftms.edge.mqtt.discovery import ServiceEntities, discovery_config
+from retro_ftms.edge.mqtt.discovery import EVENT_TYPES, ServiceEntities, discovery_config
 from retro_ftms.edge.mqtt.outbox import Outbox
-from retro_ftms.edge.mqtt.payloads import EventMessage, arm_command, command_name, describe_payload
+from retro_ftms.edge.mqtt.payloads import (
+    FORWARDED_EVENTS,
+    EventMessage,
+    arm_command,
+    command_name,
+    describe_payload,
+)
 from retro_ftms.edge.mqtt.topics import MqttTopics, safe_id
 from retro_ftms.events import SafetyEvent
 
@@ -169,3 +175,8 @@ def test_backoff_doubles_with_jitter_up_to_cap() -> None:
     for attempt, ceiling in [(0, 0.5), (1, 1.0), (2, 2.0), (6, 30.0), (100, 30.0)]:
         delays = [backoff_delay_s(attempt, 0.5, 30.0) for _ in range(50)]
         assert all(ceiling / 2 <= delay <= ceiling for delay in delays)
+
+
+def test_event_entity_announces_every_forwarded_event_type() -> None:
+    # Home Assistant drops an event whose type the entity did not announce.
+    assert {event.TYPE for event in FORWARDED_EVENTS} <= set(EVENT_TYPES)
