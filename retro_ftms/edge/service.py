@@ -119,12 +119,15 @@ class TreadmillState:
         programs: dict[str, str],
         selected: str | None,
         check: Callable[[str], str | None],
+        *,
+        person: str = DEFAULT_PERSON,
     ) -> None:
         self.name: Final = name
         self.bus: Final = bus
         self._sources: Final = programs  # program name -> what `load_program` takes (a name or a file)
         self.programs: Final = tuple(programs)
         self._check = check
+        self._person = person  # who walks on this treadmill (`[[treadmills]] person`)
         self._selected = selected
         self._armed: str | None = None
         self._listening = False  # armed, connected, and listening for Start on the console
@@ -161,6 +164,7 @@ class TreadmillState:
             if self._armed is not None:
                 state = "armed" if self._listening else "connecting"
             fields = blank_snapshot(state, self._armed or self._selected or "", 0, 0.0)
+            fields["person"] = self._person
         return ServiceSnapshot.model_validate(
             {**fields, "selected_program": self._selected, "last_result": self._last}
         )
@@ -323,7 +327,14 @@ class TreadmillService:
             if source is not None:  # offered by its name (a file's path is no name for a dashboard)
                 selected = load_program(source).name
                 programs[selected] = source
-        self.state = TreadmillState(treadmill.name, self.bus, programs, selected, self._check)
+        self.state = TreadmillState(
+            treadmill.name,
+            self.bus,
+            programs,
+            selected,
+            self._check,
+            person=treadmill.person or DEFAULT_PERSON,
+        )
         self.simulator: SimulatedTreadmill | None = None
         self.bridge: MqttBridge | None = None
         self.sessions = 0

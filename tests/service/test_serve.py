@@ -46,7 +46,7 @@ async def test_two_treadmills_armed_then_started_at_the_console(
         tmp_path,
         mosquitto_broker,
         [
-            {"name": "Hall", "simulator": True, "program": "short"},
+            {"name": "Hall", "simulator": True, "program": "short", "person": "ann"},
             {"name": "Garage", "simulator": True, "program": "short", "faults": ["safety-key@30"]},
         ],
         service={"arm_timeout_s": 600.0},
@@ -103,6 +103,7 @@ async def test_two_treadmills_armed_then_started_at_the_console(
 
     hall_states = [state_of(m) for m in recorder.on(HALL.state)]
     running = [s for s in hall_states if s["state"] == "running"]
+    assert {s["person"] for s in hall_states} == {"ann"}  # idle, armed and running alike
     assert not any(s["safety_alarm"] for s in running)
     assert {s["step_index"] for s in running} == {0, 1, 2}
     # Availability stayed `online` from the start to the service's end; `offline` only then.
