@@ -11,9 +11,9 @@ from typing import Final
 
 import pytest
 
+from tests.harness import SCRIPT, read_complete
 from tests.mqtt.broker import MosquittoBroker, Recorder
 from tests.service.conftest import is_state, state_of, topics, write_config
-from tests.session.test_signals import SCRIPT, read_complete
 
 TIME_SCALE: Final = "20"  # the short program's first step (40 s) lasts 2 s wall: still running at the signal
 START_TIMEOUT_S: Final = 30.0  # a fresh interpreter importing bumble on a loaded machine

@@ -12,8 +12,8 @@ from retro_ftms.clock import Clock
 from retro_ftms.edge.cli import app
 from retro_ftms.edge.service import TreadmillState, result_summary
 from retro_ftms.events import EventBus, Outcome
-from retro_ftms.session.runner import SessionResult
 from retro_ftms.session.snapshot import SnapshotTracker
+from retro_ftms.session.timeline import SessionResult
 
 EXIT_USAGE = 2
 
