@@ -21,12 +21,11 @@ from typing import Final
 
 from benchmarks._harness import (
     JsonObject,
-    TimedTreadmill,
+    Trial,
     cli_logging,
     emit,
     latency_summary,
     machine_info,
-    timed_simulator,
 )
 from retro_ftms.edge.config import AppConfig, ServiceConfig, TreadmillConfig
 from retro_ftms.edge.service import Service
@@ -75,9 +74,12 @@ async def one_trial(n: int, disturbed: bool, scale: float, rng: random.Random) -
     async with asyncio.TaskGroup() as group:
         task = group.create_task(service.run())
         await service.wait_ready()
+        measured = service.treadmills[0]
+        trial = Trial()  # times the measured treadmill's safety key and the Stop after it
+        assert measured.simulator is not None
+        trial.time(measured.simulator)
         for treadmill in service.treadmills:
             treadmill.state.arm(None)
-        measured = service.treadmills[0]
         try:
             async with asyncio.timeout(TRIAL_TIMEOUT_S):
                 while measured.state.snapshot.last_result is None:
@@ -86,10 +88,9 @@ async def one_trial(n: int, disturbed: bool, scale: float, rng: random.Random) -
             service.stop()
         await task
     result = measured.state.snapshot.last_result
-    sim = measured.simulator
-    if result is None or result.reason != "safety_key" or not isinstance(sim, TimedTreadmill):
+    if result is None or result.reason != "safety_key":
         return None
-    return next((p.reaction_ns for p in sim.probes if p.reaction_ns is not None), None)
+    return next((p.reaction_ns for p in trial.probes if p.reaction_ns is not None), None)
 
 
 async def one_config(n: int, trials: int, disturbed: bool, rng: random.Random) -> JsonObject:
@@ -128,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--log", type=Path, default=None, help="write the WARNING log here")
     args = parser.parse_args(argv)
     machine = machine_info()
-    with cli_logging(args.log), timed_simulator(float("inf")):
+    with cli_logging(args.log):
         result = asyncio.run(measure(args.treadmills, args.trials, args.seed))
     result["machine"] = machine
     emit(result)
