@@ -44,12 +44,13 @@ SafetyReason = Literal[
     "user",
     "signal",
     "mqtt_stop",
+    "panel_stop",
     "pain",
     "error",
 ]
 # A deliberate stop by a person (a key, a signal, an MQTT or panel STOP, a reported pain): exit 130 and
 # "stopped by you", never "stopped by a safety trigger".
-PERSON_STOP_REASONS: Final[frozenset[str]] = frozenset({"user", "signal", "mqtt_stop", "pain"})
+PERSON_STOP_REASONS: Final[frozenset[str]] = frozenset({"user", "signal", "mqtt_stop", "panel_stop", "pain"})
 # The `end` reason of a coached session whose belt nobody started within `max_pause_s`: no safety trigger
 # (nothing moved, exit 2), so it is no `SafetyReason`.
 NOT_STARTED: Final = "not_started"

@@ -825,6 +825,15 @@ def serve(
             help="Only with simulated treadmills: run X times faster than real time (for tests).",
         ),
     ] = None,
+    panel: Annotated[
+        str | None,
+        typer.Option(
+            "--panel",
+            metavar="ADDR:PORT",
+            help="Serve the web panel there, e.g. 127.0.0.1:8080. Any address but 127.0.0.1 needs a token "
+            "in the URL ([service] panel_token, or one generated and logged at start); Stop needs none.",
+        ),
+    ] = None,
     verbose: VerboseOption = 0,
 ) -> None:
     """Run the service: every [[treadmills]] of the configuration, MQTT always online, armed remotely.
@@ -848,10 +857,12 @@ def serve(
     for treadmill in app_config.treadmills:
         _check_faults("serve", list(treadmill.faults))
 
+    from retro_ftms.edge.panel import PanelAddress  # noqa: PLC0415
     from retro_ftms.edge.service import Service  # noqa: PLC0415
 
     with _invalid_input_exits():
-        service = Service(app_config, 1.0 if time_scale is None else time_scale)
+        address = None if panel is None else PanelAddress.parse(panel)
+        service = Service(app_config, 1.0 if time_scale is None else time_scale, address)
     raise typer.Exit(_run_async(service.run()))
 
 

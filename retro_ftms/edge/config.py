@@ -408,6 +408,9 @@ class ServiceConfig(BaseModel):
     # "journald": each log line starts with its syslog priority (<3> error ... <7> debug), which
     # systemd-journald reads as the level when stderr is the journal; "plain": a time stamp instead.
     log_format: Literal["plain", "journald"] = "plain"
+    # The web panel's token (`serve --panel`), given in its URL (`?token=`); None: one is generated at
+    # start (and logged) when the panel listens beyond 127.0.0.1. Long enough not to be guessed.
+    panel_token: str | None = Field(default=None, min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
 
 
 class TreadmillConfig(BaseModel):

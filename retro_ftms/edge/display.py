@@ -90,6 +90,7 @@ REASON_WORDS: Final[dict[str, str]] = {
     "user": "you stopped it from the terminal",
     "signal": "interrupted (Ctrl-C or a termination signal)",
     "mqtt_stop": "a STOP command arrived over MQTT",
+    "panel_stop": "you pressed Stop on the web panel",
     "pain": "you reported pain",
     "error": "an internal error",
     NOT_STARTED: "nobody started the belt on the console",

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from retro_ftms.ble.bumble_backend import BumbleCentral
     from retro_ftms.edge.config import AppConfig, TreadmillConfig
     from retro_ftms.edge.mqtt import MqttBridge
+    from retro_ftms.edge.panel import Panel, PanelAddress
     from retro_ftms.program import Program
     from retro_ftms.session.control import SessionControl
     from retro_ftms.session.snapshot import SnapshotTracker
@@ -571,8 +572,10 @@ class TreadmillService:
 class Service:
     """Every `[[treadmills]]` of the configuration, each in its own task; `run` until a stop signal."""
 
-    def __init__(self, config: AppConfig, time_scale: float = 1.0) -> None:
+    def __init__(self, config: AppConfig, time_scale: float = 1.0, panel: PanelAddress | None = None) -> None:
         self.config = config
+        self.panel_address = panel
+        self.panel: Panel | None = None  # the web panel while it runs (`--panel`)
         self.treadmills = [
             TreadmillService(treadmill, config, Clock(time_scale), index)
             for index, treadmill in enumerate(config.treadmills)
@@ -591,7 +594,20 @@ class Service:
             await treadmill.wait_ready()
 
     async def run(self) -> int:
-        """Run until `stop` (or a stop signal); exit code 0 once every belt has stopped."""
+        """Run until `stop` (or a stop signal); exit code 0 once every belt has stopped. The panel (if
+        any) listens before the treadmills start and closes after every belt has stopped."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self.panel_address is not None:
+                from retro_ftms.edge.panel import Panel, panel_token  # noqa: PLC0415
+
+                token = panel_token(self.panel_address, self.config.service.panel_token)
+                treadmills = {t.treadmill.id: t.state for t in self.treadmills}
+                self.panel = await stack.enter_async_context(
+                    Panel(self.panel_address, treadmills, token=token, units=self.config.session.units)
+                )
+            return await self._serve()
+
+    async def _serve(self) -> int:
         with session_signals(self.stop):
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(t.run(), name=f"treadmill-{t.name}") for t in self.treadmills]
