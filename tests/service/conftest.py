@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from retro_ftms.edge.config import AppConfig, load_config
 from retro_ftms.edge.mqtt.topics import MqttTopics
+from retro_ftms.edge.panel import PanelAddress
 from retro_ftms.edge.service import Service
 from tests.harness import TIMING, no_config_from_the_environment  # noqa: F401  (autouse fixture)
 from tests.mqtt.broker import MosquittoBroker, Received
@@ -64,10 +65,12 @@ def service_config(directory: Path, broker: MosquittoBroker, *args: Any, **kwarg
 
 
 @contextlib.asynccontextmanager
-async def served(config: AppConfig, time_scale: float = TIME_SCALE) -> AsyncIterator[Service]:
-    """The service running as a task of the test's loop, its simulators on the air; stopped on leaving
-    (a service that does not stop in time fails the test)."""
-    service = Service(config, time_scale)
+async def served(
+    config: AppConfig, time_scale: float = TIME_SCALE, panel: PanelAddress | None = None
+) -> AsyncIterator[Service]:
+    """The service running as a task of the test's loop, its simulators on the air (and its panel
+    listening); stopped on leaving (a service that does not stop in time fails the test)."""
+    service = Service(config, time_scale, panel)
     task = asyncio.create_task(service.run())
     try:
         async with asyncio.timeout(SERVICE_TIMEOUT_S):
@@ -82,3 +85,21 @@ async def served(config: AppConfig, time_scale: float = TIME_SCALE) -> AsyncIter
             task.cancel()
             raise AssertionError(f"the service did not stop within {SERVICE_TIMEOUT_S} s")
         assert task.result() == 0
+
+
+PANEL_TIME_SCALE: Final = 10.0  # the short program (120 simulated seconds) in 12 s wall: time to click
+PANEL_TOKEN: Final = "panel-test-token-0123456789"
+
+
+def panel_config(directory: Path, **treadmill: object) -> AppConfig:
+    """One simulated treadmill, Hall, with the short program selected; no MQTT; the loosened timing."""
+    directory.mkdir(parents=True, exist_ok=True)
+    program = directory / f"{SHORT_PROGRAM_NAME}.toml"
+    program.write_text(SHORT_PROGRAM, encoding="utf-8")
+    lines = ["[safety]", *(f"{key} = {value}" for key, value in TIMING.items())]
+    lines += ["[service]", "arm_timeout_s = 600", f'panel_token = "{PANEL_TOKEN}"', "[[treadmills]]"]
+    fields = {"name": "Hall", "simulator": True, "program": str(program), **treadmill}
+    lines += [f"{key} = {json.dumps(value)}" for key, value in fields.items()]
+    path = directory / "retro-ftms.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return load_config(path, env={})
