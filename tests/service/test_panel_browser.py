@@ -18,6 +18,12 @@ from tests.service.conftest import PANEL_TIME_SCALE, PANEL_TOKEN, panel_config, 
 CHROMIUM: Final = Path("/usr/bin/chromium")  # Debian's (scripts/bootstrap --browser installs it)
 BEYOND: Final = "127.0.0.2"  # beyond 127.0.0.1 (a token is needed), still the loopback
 UI_TIMEOUT_MS: Final = 10_000
+# The page's speech, recorded instead of spoken (headless chromium has no voice).
+SPEECH_RECORDER: Final = """
+window.said = [];
+window.SpeechSynthesisUtterance = function (text) { this.text = text; };
+Object.defineProperty(window, "speechSynthesis", { value: { speak: (u) => window.said.push(u.text) } });
+"""
 
 
 @pytest.mark.timeout(40)
@@ -39,6 +45,9 @@ async def test_the_panel_in_a_browser_shows_live_speed_and_stops_the_belt(tmp_pa
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM))
         try:
             page = await browser.new_page(viewport={"width": 430, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            await page.add_init_script(SPEECH_RECORDER)
             root = f"http://{BEYOND}:{service.panel.port}/"
             refused = await page.goto(root)
             assert refused is not None
@@ -49,6 +58,7 @@ async def test_the_panel_in_a_browser_shows_live_speed_and_stops_the_belt(tmp_pa
             card = page.locator(".card", has_text="Hall")
             await expect(card.locator(".state")).to_have_text("Idle", timeout=UI_TIMEOUT_MS)
 
+            await page.locator("#speak").check()
             # Arm: the belt waits for Start on the console (the simulated person presses it 3 s later).
             await card.locator(".arm").click()
             await expect(card.locator(".state")).to_have_text("Armed", timeout=UI_TIMEOUT_MS)
@@ -65,6 +75,10 @@ async def test_the_panel_in_a_browser_shows_live_speed_and_stops_the_belt(tmp_pa
             await card.locator(".stop").click()
             await expect(card.locator(".last")).to_contain_text("stopped by you", timeout=UI_TIMEOUT_MS)
             await page.screenshot(path=tmp_path / "panel-stopped.png")
+            said = await page.evaluate("window.said")
+            assert "Armed. Press Start on the treadmill to begin." in said
+            assert "Stopped: you pressed Stop on the web panel." in said
+            assert errors == []
         finally:
             await browser.close()
         assert treadmill.simulator.belt_stopped()
