@@ -102,7 +102,11 @@ function show(id, state) {
   alarm.textContent = state.safety_alarm ? `Safety stop: ${(state.safety_reason || "").replaceAll("_", " ")}` : "";
   const last = state.last_result;
   q(".last").hidden = !last || inSession;
-  if (last) q(".last").textContent = `Last: ${last.program}, ${last.summary} after ${duration(last.elapsed_s)}`;
+  if (last) {
+    const why = last.reason && last.outcome !== "completed" ? ` (${last.reason.replaceAll("_", " ")})` : "";
+    q(".last").textContent = `Last: ${last.program}, ${last.summary}${why} after ${duration(last.elapsed_s)}`;
+    q(".last").classList.toggle("warn", last.exit_code === 1 || last.exit_code === 3);
+  }
   const armed = state.state === "armed" || state.state === "connecting";
   q(".pause").disabled = state.state !== "running";
   q(".arm").disabled = armed || (inSession && !["stopped", "completed", "faulted"].includes(state.state));
