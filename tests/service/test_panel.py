@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import WSCloseCode
 from aiohttp.test_utils import TestClient, TestServer
 from typer.testing import CliRunner
 
@@ -209,12 +210,13 @@ def test_a_bad_panel_address_is_exit_2(tmp_path: Path, panel: str) -> None:
 
 async def test_armed_on_the_panel_started_at_the_console_stopped_on_the_panel(tmp_path: Path) -> None:
     config = panel_config(tmp_path, console_start_after_s=5.0)
-    async with served(config, PANEL_TIME_SCALE, PanelAddress("127.0.0.1", 0)) as service:
-        (treadmill,) = service.treadmills
-        assert service.panel is not None
-        assert treadmill.simulator is not None
-        base = f"http://127.0.0.1:{service.panel.port}/api/treadmills/hall"
-        async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession() as http:
+        async with served(config, PANEL_TIME_SCALE, PanelAddress("127.0.0.1", 0)) as service:
+            (treadmill,) = service.treadmills
+            assert service.panel is not None
+            assert treadmill.simulator is not None
+            root = f"http://127.0.0.1:{service.panel.port}"
+            base = f"{root}/api/treadmills/hall"
             # A configured token is asked for on 127.0.0.1 too.
             assert (await http.post(f"{base}/arm", json={})).status == 401
             assert (await http.post(f"{base}/arm?token={PANEL_TOKEN}", json={})).status == 200
@@ -228,7 +230,19 @@ async def test_armed_on_the_panel_started_at_the_console_stopped_on_the_panel(tm
             async with asyncio.timeout(RUN_TIMEOUT_S):
                 while treadmill.state.in_session:
                     await treadmill.state.wait_change()
-        assert treadmill.simulator.belt_stopped()
-        last = treadmill.state.snapshot.last_result
-        assert last is not None
-        assert (last.reason, last.exit_code, last.summary) == ("panel_stop", 130, "stopped by you")
+            assert treadmill.simulator.belt_stopped()
+            last = treadmill.state.snapshot.last_result
+            assert last is not None
+            assert (last.reason, last.exit_code, last.summary) == ("panel_stop", 130, "stopped by you")
+            page = await http.ws_connect(f"{root}/api/live?token={PANEL_TOKEN}")
+            assert (await page.receive_json(timeout=5))["type"] == "hello"
+            reading = asyncio.create_task(_read_until_closed(page))  # as a browser reads
+        # The service's end closes the page's websocket at once ("going away"): the page says so.
+        async with asyncio.timeout(RUN_TIMEOUT_S):
+            await reading
+        assert page.close_code == WSCloseCode.GOING_AWAY
+
+
+async def _read_until_closed(socket: aiohttp.ClientWebSocketResponse) -> None:
+    while not socket.closed:
+        await socket.receive()

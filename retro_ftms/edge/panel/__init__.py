@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import Final, Literal, Protocol, Self
 from urllib.parse import urlsplit
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from retro_ftms.edge.display import REASON_WORDS, format_speed
 from retro_ftms.errors import ConfigError
@@ -54,6 +54,7 @@ TOKEN_BYTES: Final = 18  # a generated token: 144 random bits, 24 URL-safe chara
 COOKIE: Final = "retro_ftms_panel"  # the token, set by the page's URL, sent by the page's own requests
 STATE_TICK_S: Final = 0.5  # wall seconds: a running session's clock and countdowns move at least this often
 STATE_MIN_INTERVAL_S: Final = 0.1  # wall seconds between two rounds of snapshots: 10 Hz is smooth enough
+CLOSE_TIMEOUT_S: Final = 1.0  # wall seconds a closing browser is given at the service's end
 SEND_TIMEOUT_S: Final = 5.0  # a browser that takes longer to take one message is dropped
 SAID_MAX: Final = 8  # spoken lines kept per client; older ones are dropped (stale speech is worse than none)
 STATIC: Final = "static"
@@ -145,7 +146,8 @@ class _Client:
     """One browser's websocket: the latest snapshot per treadmill and the last few spoken lines, sent by
     its own task; filling them never waits."""
 
-    def __init__(self) -> None:
+    def __init__(self, socket: web.WebSocketResponse | None = None) -> None:
+        self.socket = socket
         self.latest: dict[str, str] = {}
         self.said: collections.deque[str] = collections.deque(maxlen=SAID_MAX)
         self.wake = asyncio.Event()
@@ -222,6 +224,11 @@ class Panel:
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self._stop()
+        for client in tuple(self._clients):  # the pages see the service go (they say so) at once
+            if client.socket is not None:
+                with contextlib.suppress(TimeoutError, ConnectionError):
+                    async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                        await client.socket.close(code=WSCloseCode.GOING_AWAY)
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -366,7 +373,7 @@ class Panel:
         """The websocket: the treadmills, then every snapshot as it changes and the lines to say."""
         socket = web.WebSocketResponse(heartbeat=10.0)
         await socket.prepare(request)
-        client = _Client()
+        client = _Client(socket)
         await socket.send_str(json.dumps(self._hello()))
         for name, treadmill in self.treadmills.items():
             client.offer(name, self._state_message(name, treadmill))
