@@ -246,3 +246,16 @@ async def test_armed_on_the_panel_started_at_the_console_stopped_on_the_panel(tm
 async def _read_until_closed(socket: aiohttp.ClientWebSocketResponse) -> None:
     while not socket.closed:
         await socket.receive()
+
+
+def test_a_short_panel_token_is_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "retro-ftms.toml"
+    config.write_text(
+        '[service]\npanel_token = "short"\n[[treadmills]]\nname = "Hall"\nsimulator = true\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(
+        app, ["serve", "--config", str(config), "--panel", "0.0.0.0:8080"], prog_name="retro-ftms"
+    )
+    assert result.exit_code == 2, result.output
+    assert "panel_token" in result.output
