@@ -18,6 +18,12 @@ from tests.service.conftest import PANEL_TIME_SCALE, PANEL_TOKEN, panel_config, 
 CHROMIUM: Final = Path("/usr/bin/chromium")  # Debian's (scripts/bootstrap --browser installs it)
 BEYOND: Final = "127.0.0.2"  # beyond 127.0.0.1 (a token is needed), still the loopback
 UI_TIMEOUT_MS: Final = 10_000
+NEXT_CHANGE_STATE: Final = """
+() => {
+  const state = JSON.parse(JSON.stringify(cards.get("hall").state));
+  show("hall", { ...state, state: "running", next_change: { quantity: "speed", value: 1.29, in_s: 8.2 } });
+}
+"""
 # The page's speech, recorded instead of spoken (headless chromium has no voice).
 SPEECH_RECORDER: Final = """
 window.said = [];
@@ -75,6 +81,9 @@ async def test_the_panel_in_a_browser_shows_live_speed_and_stops_the_belt(tmp_pa
             await card.locator(".stop").click()
             await expect(card.locator(".last")).to_contain_text("stopped by you", timeout=UI_TIMEOUT_MS)
             await page.screenshot(path=tmp_path / "panel-stopped.png")
+            # The next change and its countdown, once the spoken cues put `next_change` in the state.
+            await page.evaluate(NEXT_CHANGE_STATE)
+            await expect(card.locator(".next")).to_have_text("Next: speed 1.3 km/h in 0:08")
             said = await page.evaluate("window.said")
             assert "Armed. Press Start on the treadmill to begin." in said
             assert "Stopped: you pressed Stop on the web panel." in said
