@@ -224,11 +224,12 @@ class Panel:
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self._stop()
-        for client in tuple(self._clients):  # the pages see the service go (they say so) at once
-            if client.socket is not None:
-                with contextlib.suppress(TimeoutError, ConnectionError):
-                    async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                        await client.socket.close(code=WSCloseCode.GOING_AWAY)
+        sockets = [client.socket for client in self._clients if client.socket is not None]
+        with contextlib.suppress(TimeoutError):  # the pages see the service go (and say so) at once
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await asyncio.gather(
+                    *(socket.close(code=WSCloseCode.GOING_AWAY) for socket in sockets), return_exceptions=True
+                )
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -244,8 +245,7 @@ class Panel:
         self._unsubscribe.clear()
         if self._publisher is not None:
             self._publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._publisher
+            await asyncio.wait({self._publisher})
 
     @contextlib.asynccontextmanager
     async def running(self) -> collections.abc.AsyncIterator[None]:
@@ -433,15 +433,23 @@ class Panel:
                     await self._wake.wait()
             self._wake.clear()
             if self._clients:
-                for name, treadmill in self.treadmills.items():
-                    message = self._state_message(name, treadmill)
-                    if message != sent.get(name):
-                        sent[name] = message
-                        for client in self._clients:
-                            client.offer(name, message)
+                self._publish_round(sent)
             else:
                 sent.clear()
             await asyncio.sleep(STATE_MIN_INTERVAL_S)
+
+    def _publish_round(self, sent: dict[str, str]) -> None:
+        """Offer each treadmill's state that changed since `sent` (updated) to every client."""
+        for name, treadmill in self.treadmills.items():
+            try:
+                message = self._state_message(name, treadmill)
+            except Exception:  # a bug here must not end the panel's updates for the others
+                _LOGGER.exception("panel: the state of %s", name)
+                continue
+            if message != sent.get(name):
+                sent[name] = message
+                for client in self._clients:
+                    client.offer(name, message)
 
 
 def _static(name: str) -> str:

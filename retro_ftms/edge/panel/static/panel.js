@@ -58,10 +58,14 @@ function makeCard(treadmill) {
   const hint = root.querySelector(".hint");
   const base = `/api/treadmills/${encodeURIComponent(treadmill.id)}`;
   // Stop first, needing nothing: no token, no confirmation.
-  root.querySelector(".stop").addEventListener("click", () => {
-    fetch(withToken(`${base}/stop`), { method: "POST" }).catch(() => {
-      hint.textContent = "Stop did not reach the service: use the safety key.";
-    });
+  root.querySelector(".stop").addEventListener("click", async () => {
+    const failed = "Stop did not reach the service: use the safety key.";
+    try {
+      const response = await fetch(withToken(`${base}/stop`), { method: "POST" });
+      hint.textContent = response.ok ? "" : failed;
+    } catch {
+      hint.textContent = failed;
+    }
   });
   root.querySelector(".pause").addEventListener("click", async () => {
     hint.textContent = (await post(`${base}/pause`)) || "";
@@ -125,6 +129,7 @@ function connect() {
   const link = document.getElementById("link");
   socket.addEventListener("open", () => {
     reconnectMs = 500;
+    document.body.classList.remove("offline");
     link.className = "link";
     link.textContent = "Live";
   });
@@ -140,6 +145,7 @@ function connect() {
     }
   });
   socket.addEventListener("close", () => {
+    document.body.classList.add("offline");
     link.className = "link lost";
     link.textContent = "No connection to the service: this page shows nothing live. Use the safety key to stop.";
     setTimeout(connect, reconnectMs);
