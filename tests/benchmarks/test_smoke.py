@@ -19,6 +19,7 @@ from benchmarks import (
     history,
     many,
     mqtt_flood,
+    panel_stop,
     reaction,
     serve_many,
     soak,
@@ -143,3 +144,11 @@ def test_serve_many(capsys: pytest.CaptureFixture[str]) -> None:
     for figures in result["results"]:
         assert figures["reaction"].keys() >= LATENCY_KEYS
         assert figures["reaction"]["n"] + figures["spoiled"] == 1
+
+
+def test_panel_stop(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_main(panel_stop.main, ["--trials", "1", "--pages", "0", "1"], capsys)
+    assert [r["pages"] for r in result["results"]] == [0, 1]
+    for figures in result["results"]:
+        assert figures["stop"].keys() >= LATENCY_KEYS
+        assert figures["stop"]["n"] + figures["spoiled"] == 1
