@@ -98,7 +98,7 @@ async def test_without_the_token_everything_but_stop_is_refused(
 ) -> None:
     for path in ("/", "/panel.js", "/api/treadmills", "/api/live", f"/?token={TOKEN[:-1]}"):
         assert (await beyond.get(path)).status == 401, path
-    for action in ("arm", "pause", "disarm"):
+    for action in ("arm", "pause", "pain", "disarm"):
         response = await beyond.post(f"/api/treadmills/hall/{action}", json={})
         assert response.status == 401, action
     assert hall.armed is None
@@ -131,6 +131,9 @@ async def test_the_token_in_the_url_opens_the_page_and_its_requests(
     )
     assert (await beyond.post("/api/treadmills/hall/pause", json={})).status == 200
     assert hall.pauses == ["panel"]
+    # Pain stops the belt as Stop does, and says why (the history records it).
+    assert (await beyond.post("/api/treadmills/hall/pain", json={})).status == 200
+    assert hall.stops == ["pain"]
 
 
 async def test_another_site_may_only_stop(local: TestClient[Any, Any], hall: FakeTreadmill) -> None:

@@ -266,6 +266,7 @@ class Panel:
         app.router.add_post("/api/stop", self._stop_all, name="stop_all")
         app.router.add_post("/api/treadmills/{id}/stop", self._stop_one, name="stop")
         app.router.add_post("/api/treadmills/{id}/pause", self._pause, name="pause")
+        app.router.add_post("/api/treadmills/{id}/pain", self._pain, name="pain")
         app.router.add_post("/api/treadmills/{id}/arm", self._arm, name="arm")
         app.router.add_post("/api/treadmills/{id}/disarm", self._disarm, name="disarm")
         return app
@@ -348,6 +349,13 @@ class Panel:
 
     async def _pause(self, request: web.Request) -> web.StreamResponse:
         self._treadmill(request).request_pause("panel")
+        return web.json_response({"ok": True})
+
+    async def _pain(self, request: web.Request) -> web.StreamResponse:
+        """A reported pain: the belt stops as for Stop, and the session ends `pain` (history records it)."""
+        treadmill = self._treadmill(request)
+        _LOGGER.warning("%s: pain reported on the panel", treadmill.name)
+        treadmill.request_stop("pain")
         return web.json_response({"ok": True})
 
     async def _arm(self, request: web.Request) -> web.StreamResponse:

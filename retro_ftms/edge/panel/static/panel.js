@@ -70,6 +70,9 @@ function makeCard(treadmill) {
   root.querySelector(".pause").addEventListener("click", async () => {
     hint.textContent = (await post(`${base}/pause`)) || "";
   });
+  root.querySelector(".pain").addEventListener("click", async () => {
+    hint.textContent = (await post(`${base}/pain`)) || "";
+  });
   root.querySelector(".arm").addEventListener("click", async () => {
     hint.textContent = (await post(`${base}/arm`, { program: select.value })) || "";
   });
@@ -113,6 +116,7 @@ function show(id, state) {
   }
   const armed = state.state === "armed" || state.state === "connecting";
   q(".pause").disabled = state.state !== "running";
+  q(".pain").disabled = !["running", "paused"].includes(state.state);
   q(".arm").disabled = armed || (inSession && !["stopped", "completed", "faulted"].includes(state.state));
   q(".disarm").hidden = !armed;
   q(".arming").hidden = ["running", "paused"].includes(state.state);
