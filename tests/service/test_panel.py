@@ -56,9 +56,6 @@ class FakeTreadmill:
     def disarm(self) -> None:
         self.armed = None
 
-    def select_program(self, program: str) -> str | None:
-        return None if program in self.programs else f"unknown program {program!r}"
-
     def request_stop(self, reason: SafetyReason) -> None:
         self.stops.append(reason)
 

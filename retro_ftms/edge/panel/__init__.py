@@ -79,8 +79,6 @@ class PanelTreadmill(Protocol):
 
     def disarm(self) -> None: ...
 
-    def select_program(self, program: str) -> str | None: ...
-
     def request_stop(self, reason: SafetyReason) -> None: ...
 
     def request_pause(self, source: str) -> None: ...
@@ -364,9 +362,7 @@ class Panel:
         program = body.get("program") if isinstance(body, dict) else None
         if program is not None and not isinstance(program, str):
             raise web.HTTPBadRequest(text="program: a name\n")
-        rule = treadmill.select_program(program) if program is not None else None
-        if rule is None:
-            rule = treadmill.arm(program)
+        rule = treadmill.arm(program)  # None: the program selected before
         if rule is not None:
             return web.json_response({"ok": False, "error": rule}, status=409)
         return web.json_response({"ok": True})
