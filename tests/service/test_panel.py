@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,11 @@ from retro_ftms.errors import ConfigError
 from retro_ftms.events import EventBus, SafetyEvent, SafetyReason, StateEvent
 from retro_ftms.session.snapshot import SessionSnapshot, blank_snapshot
 from tests.service.conftest import PANEL_TIME_SCALE, PANEL_TOKEN, panel_config, served
+from tests.session.test_signals import SCRIPT, START_TIMEOUT_S
 
 TOKEN = "a-test-token-0123456789"
 RUN_TIMEOUT_S = 15.0
+PANEL_URL = re.compile(r"http://127\.0\.0\.2:\d+/\?token=([A-Za-z0-9_-]+)")
 STOP_AFTER_S = 10.0  # simulated seconds of walking before the panel's Stop
 
 
@@ -259,3 +263,38 @@ def test_a_short_panel_token_is_exit_2(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2, result.output
     assert "panel_token" in result.output
+
+
+async def test_serve_with_the_panel_beyond_127_0_0_1_logs_a_generated_token(tmp_path: Path) -> None:
+    config = tmp_path / "retro-ftms.toml"
+    config.write_text('[[treadmills]]\nname = "Hall"\nsimulator = true\n', encoding="utf-8")
+    process = await asyncio.create_subprocess_exec(
+        str(SCRIPT),
+        "serve",
+        "--config",
+        str(config),
+        "--panel",
+        "127.0.0.2:0",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    try:
+        async with asyncio.timeout(START_TIMEOUT_S):
+            while not (match := PANEL_URL.search(line := (await process.stderr.readline()).decode())):
+                assert line, "serve ended without logging the panel's address"
+        url, token = match.group(0), match.group(1)
+        async with aiohttp.ClientSession() as http:
+            assert (await http.get(url.split("?")[0])).status == 401
+            assert (await http.get(url)).status == 200
+            # A fresh client (no cookie) can still Stop: no session, so it only disarms.
+            async with aiohttp.ClientSession() as stranger:
+                assert (await stranger.post(url.replace(f"/?token={token}", "/api/stop"))).status == 200
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(START_TIMEOUT_S):
+            await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0
