@@ -838,7 +838,8 @@ def serve(
 ) -> None:
     """Run the service: every [[treadmills]] of the configuration, MQTT always online, armed remotely.
 
-    A program is armed over MQTT (ARM [program] on <base>/cmd, or Home Assistant's select and Arm button);
+    A program is armed over MQTT (ARM [program] on <base>/cmd, or Home Assistant's select and Arm button)
+    or on the web panel (--panel);
     the belt moves only once a person presses Start on the treadmill's own console within
     [service] arm_timeout_s. SIGTERM, SIGHUP, SIGINT or SIGQUIT stop every belt first, then the service.
     Exit codes: 0 stopped by a signal (every belt stopped first); 1 internal error; 2 bad usage or
