@@ -332,11 +332,14 @@ class Panel:
             raise web.HTTPNotFound(text="no such treadmill\n")
         return treadmill
 
-    async def _stop_one(self, request: web.Request) -> web.StreamResponse:
+    def _stop_for(self, request: web.Request, reason: SafetyReason, what: str) -> web.StreamResponse:
         treadmill = self._treadmill(request)
-        _LOGGER.warning("%s: Stop pressed on the panel", treadmill.name)
-        treadmill.request_stop("panel_stop")
+        _LOGGER.warning("%s: %s on the panel", treadmill.name, what)
+        treadmill.request_stop(reason)
         return web.json_response({"ok": True})
+
+    async def _stop_one(self, request: web.Request) -> web.StreamResponse:
+        return self._stop_for(request, "panel_stop", "Stop pressed")
 
     async def _stop_all(self, request: web.Request) -> web.StreamResponse:
         del request
@@ -351,10 +354,7 @@ class Panel:
 
     async def _pain(self, request: web.Request) -> web.StreamResponse:
         """A reported pain: the belt stops as for Stop, and the session ends `pain` (history records it)."""
-        treadmill = self._treadmill(request)
-        _LOGGER.warning("%s: pain reported on the panel", treadmill.name)
-        treadmill.request_stop("pain")
-        return web.json_response({"ok": True})
+        return self._stop_for(request, "pain", "pain reported")
 
     async def _arm(self, request: web.Request) -> web.StreamResponse:
         treadmill = self._treadmill(request)
