@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from retro_ftms.clock import Clock
 from retro_ftms.edge.cli import app
-from retro_ftms.edge.panel import SAID_MAX, Panel, PanelAddress, _Client, panel_token
+from retro_ftms.edge.panel import SAID_MAX, Panel, PanelAddress, _Client, panel_token, spoken
 from retro_ftms.errors import ConfigError
 from retro_ftms.events import EventBus, SafetyEvent, SafetyReason, StateEvent
 from retro_ftms.session.snapshot import SessionSnapshot, blank_snapshot
@@ -190,7 +190,7 @@ def test_addresses_and_tokens() -> None:
     assert PanelAddress.parse("8080") == PanelAddress("127.0.0.1", 8080)
     assert PanelAddress.parse("0.0.0.0:80") == PanelAddress("0.0.0.0", 80)
     assert PanelAddress.parse("[::1]:8080") == PanelAddress("::1", 8080)
-    for bad in ("host.example:80", "127.0.0.1:http", "127.0.0.1:70000", ""):
+    for bad in ("host.example:80", "127.0.0.1:http", "127.0.0.1:70000", "", "::1:8080"):
         with pytest.raises(ConfigError):
             PanelAddress.parse(bad)
     assert panel_token(PanelAddress(), None) is None
@@ -298,3 +298,13 @@ async def test_serve_with_the_panel_beyond_127_0_0_1_logs_a_generated_token(tmp_
             process.kill()
             await process.wait()
     assert process.returncode == 0
+
+
+def test_the_page_never_says_stopped_when_the_belt_may_still_move() -> None:
+    assert spoken(SafetyEvent("safety_key", "stop"), "kmh") == "Stopped: the safety key was pulled."
+    for event in (SafetyEvent("link_lost", "stop"), SafetyEvent("stop_unconfirmed", "alarm")):
+        text = spoken(event, "kmh")
+        assert text is not None
+        assert "pull the safety key now" in text
+        assert not text.startswith("Stopped")
+    assert spoken(SafetyEvent("link_lost", "stop_confirmed"), "kmh") == "The belt is stopped."

@@ -1,6 +1,6 @@
 """The web panel of `retro-ftms serve --panel ADDR:PORT`: one page for a phone or tablet in front of the
-person, one card per treadmill (speed, incline, time left, the next change, Stop, Pause, the program and
-Arm), live over a websocket, with speech in the browser.
+person, one card per treadmill (speed, incline, time left, the next change, Stop, Pause, Pain, the program
+and Arm), live over a websocket, with speech in the browser.
 
 The panel is an observer and a requester like MQTT: it reads each treadmill's snapshot and bus, and asks
 through the treadmill's request methods (stop, pause, arm), which never wait for the treadmill. Nothing it
@@ -32,7 +32,13 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from retro_ftms.edge.display import REASON_WORDS, format_speed
+from retro_ftms.edge.display import (
+    PULL_KEY_MESSAGE,
+    PULL_KEY_REASONS,
+    REASON_WORDS,
+    STOP_CONFIRMED_ACTION,
+    format_speed,
+)
 from retro_ftms.errors import ConfigError
 from retro_ftms.events import (
     EndEvent,
@@ -97,10 +103,12 @@ class PanelAddress:
 
     @classmethod
     def parse(cls, text: str) -> PanelAddress:
-        """`HOST:PORT`, `[IPv6]:PORT` or `PORT` alone (on 127.0.0.1); InvalidInputError when malformed."""
+        """`HOST:PORT`, `[IPv6]:PORT` or `PORT` alone (on 127.0.0.1); ConfigError when malformed."""
         host, sep, port_text = text.rpartition(":")
         if not sep:
             host, port_text = DEFAULT_HOST, text
+        if ":" in host and not (host.startswith("[") and host.endswith("]")):  # `::1` alone would be `::`
+            raise ConfigError("--panel", "address", host, "an IPv6 address goes in brackets: [::1]:8080")
         host = host.removeprefix("[").removesuffix("]")
         if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
             raise ConfigError("--panel", "port", text, "give ADDR:PORT, e.g. 127.0.0.1:8080")
@@ -128,6 +136,10 @@ def spoken(event: Event, units: Units) -> str | None:
             return "Paused."
         if event.action == "hold":
             return "Lowered at the console: holding there."
+        if event.action == STOP_CONFIRMED_ACTION:
+            return "The belt is stopped."
+        if event.action == "alarm" or event.reason in PULL_KEY_REASONS:  # never "stopped" when it may run
+            return f"{REASON_WORDS.get(event.reason, event.reason)}: {PULL_KEY_MESSAGE}"
         return f"Stopped: {REASON_WORDS.get(event.reason, event.reason.replace('_', ' '))}."
     if isinstance(event, StepEvent):
         speed = format_speed(event.target_speed_kmh, units)
