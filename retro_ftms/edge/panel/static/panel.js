@@ -4,6 +4,9 @@
 
 const MPH_PER_KMH = 1 / 1.609344;
 const RECONNECT_MAX_MS = 5000;
+// As the terminal says it (edge/display.py): after these the belt may still be moving.
+const PULL_KEY_REASONS = ["link_lost", "stop_unconfirmed"];
+const PULL_KEY_MESSAGE = "THE BELT MAY STILL BE MOVING: pull the safety key now.";
 const token = new URLSearchParams(location.search).get("token");
 const withToken = (path) => (token ? `${path}?token=${encodeURIComponent(token)}` : path);
 const cards = new Map(); // treadmill id -> {root, last state}
@@ -106,7 +109,10 @@ function show(id, state) {
   }
   const alarm = q(".alarm");
   alarm.hidden = !state.safety_alarm;
-  alarm.textContent = state.safety_alarm ? `Safety stop: ${(state.safety_reason || "").replaceAll("_", " ")}` : "";
+  const reason = (state.safety_reason || "").replaceAll("_", " ");
+  alarm.textContent = !state.safety_alarm ? ""
+    : PULL_KEY_REASONS.includes(state.safety_reason) ? `${reason}: ${PULL_KEY_MESSAGE}`
+    : `Safety stop: ${reason}`;
   const last = state.last_result;
   q(".last").hidden = !last || inSession;
   if (last) {
