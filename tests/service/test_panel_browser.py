@@ -24,6 +24,12 @@ NEXT_CHANGE_STATE: Final = """
   show("hall", { ...state, state: "running", next_change: { quantity: "speed", value: 1.29, in_s: 8.2 } });
 }
 """
+LINK_LOST_STATE: Final = """
+() => {
+  const state = JSON.parse(JSON.stringify(cards.get("hall").state));
+  show("hall", { ...state, state: "stopped", safety_alarm: true, safety_reason: "link_lost" });
+}
+"""
 # The page's speech, recorded instead of spoken (headless chromium has no voice).
 SPEECH_RECORDER: Final = """
 window.said = [];
@@ -84,6 +90,9 @@ async def test_the_panel_in_a_browser_shows_live_speed_and_stops_the_belt(tmp_pa
             # The next change and its countdown, once the spoken cues put `next_change` in the state.
             await page.evaluate(NEXT_CHANGE_STATE)
             await expect(card.locator(".next")).to_have_text("Next: speed 1.3 km/h in 0:08")
+            # A link lost while running: the page tells the person to pull the safety key.
+            await page.evaluate(LINK_LOST_STATE)
+            await expect(card.locator(".alarm")).to_contain_text("pull the safety key now")
             said = await page.evaluate("window.said")
             assert "Armed. Press Start on the treadmill to begin." in said
             assert "Stopped: you pressed Stop on the web panel." in said

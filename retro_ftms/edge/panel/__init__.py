@@ -330,6 +330,7 @@ class Panel:
         return {
             "type": "hello",
             "units": self.units,
+            "pull_key": {"reasons": sorted(PULL_KEY_REASONS), "message": PULL_KEY_MESSAGE},
             "treadmills": [
                 {"id": tid, "name": t.name, "programs": list(t.programs)}
                 for tid, t in self.treadmills.items()

@@ -4,9 +4,7 @@
 
 const MPH_PER_KMH = 1 / 1.609344;
 const RECONNECT_MAX_MS = 5000;
-// As the terminal says it (edge/display.py): after these the belt may still be moving.
-const PULL_KEY_REASONS = ["link_lost", "stop_unconfirmed"];
-const PULL_KEY_MESSAGE = "THE BELT MAY STILL BE MOVING: pull the safety key now.";
+let pullKey = { reasons: [], message: "" }; // the terminal's words when the belt may still be moving
 const token = new URLSearchParams(location.search).get("token");
 const withToken = (path) => (token ? `${path}?token=${encodeURIComponent(token)}` : path);
 const cards = new Map(); // treadmill id -> {root, last state}
@@ -111,7 +109,7 @@ function show(id, state) {
   alarm.hidden = !state.safety_alarm;
   const reason = (state.safety_reason || "").replaceAll("_", " ");
   alarm.textContent = !state.safety_alarm ? ""
-    : PULL_KEY_REASONS.includes(state.safety_reason) ? `${reason}: ${PULL_KEY_MESSAGE}`
+    : pullKey.reasons.includes(state.safety_reason) ? `${reason}: ${pullKey.message}`
     : `Safety stop: ${reason}`;
   const last = state.last_result;
   q(".last").hidden = !last || inSession;
@@ -147,6 +145,7 @@ function connect() {
     const data = JSON.parse(message.data);
     if (data.type === "hello") {
       units = data.units;
+      pullKey = data.pull_key;
       if (cards.size === 0) data.treadmills.forEach(makeCard);
     } else if (data.type === "state") {
       show(data.id, data.state);
