@@ -24,8 +24,8 @@ from retro_ftms.edge.panel import SAID_MAX, Panel, PanelAddress, _Client, panel_
 from retro_ftms.errors import ConfigError
 from retro_ftms.events import EventBus, SafetyEvent, SafetyReason, StateEvent
 from retro_ftms.session.snapshot import SessionSnapshot, blank_snapshot
+from tests.harness import PROCESS_START_TIMEOUT_S, signal_script
 from tests.service.conftest import PANEL_TIME_SCALE, PANEL_TOKEN, panel_config, served
-from tests.session.test_signals import SCRIPT, START_TIMEOUT_S
 
 TOKEN = "a-test-token-0123456789"
 RUN_TIMEOUT_S = 15.0
@@ -268,36 +268,27 @@ def test_a_short_panel_token_is_exit_2(tmp_path: Path) -> None:
 async def test_serve_with_the_panel_beyond_127_0_0_1_logs_a_generated_token(tmp_path: Path) -> None:
     config = tmp_path / "retro-ftms.toml"
     config.write_text('[[treadmills]]\nname = "Hall"\nsimulator = true\n', encoding="utf-8")
-    process = await asyncio.create_subprocess_exec(
-        str(SCRIPT),
-        "serve",
-        "--config",
-        str(config),
-        "--panel",
-        "127.0.0.2:0",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    try:
-        async with asyncio.timeout(START_TIMEOUT_S):
+
+    async def use_the_panel(process: asyncio.subprocess.Process) -> None:
+        assert process.stderr is not None
+        async with asyncio.timeout(PROCESS_START_TIMEOUT_S):
             while not (match := PANEL_URL.search(line := (await process.stderr.readline()).decode())):
                 assert line, "serve ended without logging the panel's address"
         url, token = match.group(0), match.group(1)
         async with aiohttp.ClientSession() as http:
             assert (await http.get(url.split("?")[0])).status == 401
             assert (await http.get(url)).status == 200
-            # A fresh client (no cookie) can still Stop: no session, so it only disarms.
-            async with aiohttp.ClientSession() as stranger:
-                assert (await stranger.post(url.replace(f"/?token={token}", "/api/stop"))).status == 200
-        process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(START_TIMEOUT_S):
-            await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode == 0
+        # A fresh client (no cookie) can still Stop: no session, so it only disarms.
+        async with aiohttp.ClientSession() as stranger:
+            assert (await stranger.post(url.replace(f"/?token={token}", "/api/stop"))).status == 200
+
+    code, stderr = await signal_script(
+        ["serve", "--config", str(config), "--panel", "127.0.0.2:0"],
+        signal.SIGTERM,
+        after=use_the_panel,
+        exit_timeout_s=PROCESS_START_TIMEOUT_S,
+    )
+    assert code == 0, stderr
 
 
 def test_the_page_never_says_stopped_when_the_belt_may_still_move() -> None:
