@@ -21,6 +21,7 @@ from benchmarks import (
     mqtt_flood,
     panel_stop,
     reaction,
+    reaction_vs_bare,
     serve_many,
     soak,
     time_compression,
@@ -57,6 +58,17 @@ def test_reaction_sessions(capsys: pytest.CaptureFixture[str]) -> None:
     assert result["variant"] == "sessions"
     assert result["sessions"] == 2
     assert result["all"]["n"] == 6
+
+
+def test_reaction_vs_bare(capsys: pytest.CaptureFixture[str]) -> None:
+    """One session and one bare script against the treadmill process (both clients are subprocesses)."""
+    result = run_main(reaction_vs_bare.main, ["--trials", "1"], capsys)
+    assert result["failures"] == {"session": [], "bare": []}
+    assert result["exit_codes"] == {"session": {"3": 1}, "bare": {"0": 1}}  # 3: stopped by a safety trigger
+    for client in ("session", "bare"):
+        assert result[client].keys() >= LATENCY_KEYS
+        assert result[client]["n"] == 1
+    assert result["ratio_session_to_bare"].keys() == {"p50", "p99", "max"}
 
 
 @pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
