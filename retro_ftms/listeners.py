@@ -6,14 +6,24 @@ something; one that raises is logged and skipped, so an observer can never break
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 _LOGGER = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# How far behind the urgent Stop write its observers run (issue 15), in turns of the event loop's queue of
+# ready callbacks. A trigger wakes the guard's stopper before anything else is queued; the stopper's turn
+# starts the write, which queues the backend's ATT task; that task's first turn sends the packet. So:
+# 2 turns: behind the packet (the Stop's own command event, `FtmsClient`);
+# 3 turns: behind that command event too (the guard's latch announcement: the event log keeps the order
+# command stop, then safety, with the Stop already on its way).
+STOP_COMMAND_TURNS: Final = 2
+STOP_ANNOUNCEMENT_TURNS: Final = 3
 
 
 class Listeners(Generic[T]):
@@ -41,3 +51,16 @@ class Listeners(Generic[T]):
                 listener(value)
             except Exception:
                 _LOGGER.exception("%s listener %r failed on %s", self._what, listener, type(value).__name__)
+
+
+def call_after_turns(turns: int, callback: Callable[..., object], *args: object) -> None:
+    """Run `callback(*args)` `turns` turns of the loop's ready queue from now (1 is `call_soon`).
+
+    Each turn runs behind every callback already queued and the first ones those queue, so work that
+    must not delay an urgent write can be put behind the write's own task steps (see the constants above).
+    """
+    loop = asyncio.get_running_loop()
+    if turns <= 1:
+        loop.call_soon(callback, *args)
+        return
+    loop.call_soon(call_after_turns, turns - 1, callback, *args)

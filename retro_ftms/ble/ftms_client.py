@@ -78,7 +78,7 @@ from retro_ftms.events import (
     ResultName,
     StatusEvent,
 )
-from retro_ftms.listeners import Listeners
+from retro_ftms.listeners import STOP_COMMAND_TURNS, Listeners, call_after_turns
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -736,6 +736,17 @@ class FtmsClient:
 
     # Control Point procedures
 
+    def _announce_command(self, event: CommandEvent, urgent: bool) -> None:
+        """Publish a command as it is written; an urgent Stop's once its packet has left (issue 15).
+
+        The bus listeners (event log, display, MQTT) would otherwise run in front of the write; behind it
+        (`STOP_COMMAND_TURNS`) the event still comes before the response, which needs the treadmill.
+        """
+        if urgent:
+            call_after_turns(STOP_COMMAND_TURNS, self._publish, event)
+        else:
+            self._publish(event)
+
     def _arm(self, request: ControlPointRequest) -> _Procedure:
         procedure = _Procedure(request)
         self._pending[int(request.op)].append(procedure)
@@ -801,6 +812,7 @@ class FtmsClient:
         """Arm the response, write (with response), wait for the indication; all within the CP timeout."""
         op = _op_name(request)
         log_op = command_op(request)
+        urgent = retry_busy_s > 0  # `stop_now`: the Stop a trigger asked for
         payload = bytes(self._wire_request(request))
         procedure = self._arm(request)
         retry_until = time.monotonic() + retry_busy_s
@@ -808,7 +820,7 @@ class FtmsClient:
             async with asyncio.timeout(self._cp_timeout_s + retry_busy_s):
                 while True:
                     if log_op is not None:
-                        self._publish(CommandEvent(log_op, _command_value(request)))
+                        self._announce_command(CommandEvent(log_op, _command_value(request)), urgent)
                     try:
                         await self.bleak_client.write_gatt_char(
                             control_point, payload, response=self._cp_write_response

@@ -53,6 +53,7 @@ from retro_ftms.events import (
     StopConfirmation,
     StoppedStatus,
 )
+from retro_ftms.listeners import STOP_ANNOUNCEMENT_TURNS, call_after_turns
 from retro_ftms.safety.limits import EffectiveLimits, SafetyConfig
 from retro_ftms.safety.rules import (
     SPEED_RESOLUTION_KMH,
@@ -920,7 +921,9 @@ class SafetyGuard:
         if self._latched is not None:
             return
         self._latched = SafetyEvent(reason, action, detail)
-        self._notify_changed()
+        # The tasks waiting for a change (the runner, the session's waits) would run in front of the Stop
+        # write's packet when woken at once: they are woken behind it, with the announcement (issue 15).
+        self._defer(self._notify_changed)
         self._defer(self._announce_latch, self._latched)
 
     def _request_stop(self, *, wake: bool = True) -> None:
@@ -932,7 +935,9 @@ class SafetyGuard:
             self._stop_requested_s = self._clock.now()
             self._stop_confirmed_by = self._standstill(fresh=False)
             self._stop_confirmed = self._stop_confirmed_by is not None
-        self._watch_wake.set()
+        # The watchdog only re-reads its deadlines (the confirmation clock started above): behind the
+        # Stop write's packet it costs that write nothing (issue 15).
+        self._defer(self._watch_wake.set)
 
     def _known_still(self) -> bool:
         """The belt is known to stand (see `_standstill`), before any Stop of ours."""
@@ -1495,7 +1500,12 @@ class SafetyGuard:
     # -- announcing (queued behind the Stop write) ------------------------------------------------------
 
     def _defer(self, callback: Callable[..., object], *args: object) -> None:
-        asyncio.get_running_loop().call_soon(callback, *args)
+        """Run an announcement once the Stop write a trigger just asked for has left (issue 15).
+
+        Its log line, SafetyEvent and state, and every bus listener they feed (event log, display, MQTT),
+        cost 0.3-1 ms; queued once they ran in front of the write's packet (see `STOP_ANNOUNCEMENT_TURNS`).
+        """
+        call_after_turns(STOP_ANNOUNCEMENT_TURNS, callback, *args)
 
     def _notify_changed(self) -> None:
         event, self._changed = self._changed, asyncio.Event()
