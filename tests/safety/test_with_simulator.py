@@ -11,10 +11,11 @@ from contextlib import AbstractAsyncContextManager
 from typing import Final
 
 import pytest
+from bumble import att, gatt_client
 
 from retro_ftms.ble.ftms_client import FtmsClient
 from retro_ftms.clock import Clock
-from retro_ftms.codec import OpCode
+from retro_ftms.codec import ControlPointRequest, OpCode
 from retro_ftms.errors import ControlPointError
 from retro_ftms.events import Event, EventBus, SafetyEvent
 from retro_ftms.safety import EffectiveLimits, SafetyConfig, SafetyGuard
@@ -158,3 +159,29 @@ async def test_user_pause_and_resume(
         assert guard.running
         assert await guard.sleep(10.0)
         assert guard.reported_speed_kmh == FIRST_SPEED_KMH
+
+
+async def test_the_stop_packet_leaves_before_anything_is_published_about_the_latch(
+    session: Session, simulator: SimulatedTreadmill, event_bus: EventBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15: between the safety key's Status and the Stop write's packet no bus listener runs (event
+    log, display, MQTT); the Stop's command event, then the latch, follow the packet in that order."""
+    seen: list[str] = []
+    event_bus.subscribe(lambda _t, event: seen.append(event.TYPE))
+    send_pdu = gatt_client.Client.send_gatt_pdu
+    stop_pdu = bytes([att.Opcode.ATT_WRITE_REQUEST])  # then the handle, then the Stop's bytes
+
+    def recording(client: gatt_client.Client, pdu: bytes) -> None:
+        if pdu[:1] == stop_pdu and pdu[3:] == bytes(ControlPointRequest.stop()):
+            seen.append("stop packet")
+        send_pdu(client, pdu)
+
+    monkeypatch.setattr(gatt_client.Client, "send_gatt_pdu", recording)
+    async with session as guard:
+        del seen[:]
+        simulator.pull_safety_key()
+        assert (await guard.wait_latched()).reason == "safety_key"
+        await guard.wait_stopped()
+    after_status = seen[seen.index("status") + 1 :]
+    assert after_status[0] == "stop packet", seen
+    assert after_status.index("command") < after_status.index("safety"), seen
