@@ -11,6 +11,7 @@ stamps inside the simulator, at the moment its sender hands a trigger notificati
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import gc
@@ -53,6 +54,7 @@ from simulator.server import Outgoing
 STOP_BYTES: Final = bytes(ControlPointRequest.stop())
 CONNECT_TIMEOUT_S: Final = 20.0  # wall: 50 connections set up at once on a loaded 2-core machine
 SETTLE_TIMEOUT_S: Final = 10.0  # wall: belt at rest and every queued notification delivered
+STALL_TARGET_MS: Final = 5.0  # issue 15: no event-loop stall longer than this
 LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 Matcher = Callable[[str, bytes], bool]  # (channel, payload as on the air) -> is this the trigger?
@@ -85,6 +87,8 @@ class GcPauses:
     """Garbage-collector pauses while the context is open: a suspect for latency tails."""
 
     pauses_ms: list[float] = field(default_factory=list)
+    starts_s: list[float] = field(default_factory=list)  # perf_counter at each pause's start
+    generations: list[int] = field(default_factory=list)
     _started_ns: int = 0
 
     def _callback(self, phase: str, info: dict[str, int]) -> None:
@@ -92,6 +96,8 @@ class GcPauses:
             self._started_ns = time.perf_counter_ns()
         else:
             self.pauses_ms.append((time.perf_counter_ns() - self._started_ns) / 1e6)
+            self.starts_s.append(self._started_ns / 1e9)
+            self.generations.append(info.get("generation", -1))
 
     @contextlib.contextmanager
     def watch(self) -> Iterator[GcPauses]:
@@ -101,11 +107,63 @@ class GcPauses:
         finally:
             gc.callbacks.remove(self._callback)
 
-    def summary(self) -> JsonObject:
+    def summary(self, windows: Sequence[tuple[float, float]] | None = None) -> JsonObject:
+        """Collections, the longest pause and its generation, over the watch or inside `windows`."""
+        picked = [
+            (pause, generation)
+            for pause, start, generation in zip(self.pauses_ms, self.starts_s, self.generations, strict=True)
+            if windows is None or any(a <= start <= b for a, b in windows)
+        ]
+        longest = max(picked, default=(0.0, -1))
         return {
-            "collections": len(self.pauses_ms),
-            "max_pause_ms": round(max(self.pauses_ms, default=0.0), 3),
-            "total_pause_ms": round(sum(self.pauses_ms), 1),
+            "collections": len(picked),
+            "full_collections": sum(1 for _p, generation in picked if generation == 2),
+            "max_pause_ms": round(longest[0], 3),
+            "max_pause_generation": longest[1],
+            "total_pause_ms": round(sum(pause for pause, _g in picked), 1),
+        }
+
+
+@dataclass
+class LoopLag:
+    """Event-loop stalls while the context is open: a probe task asks to wake every `interval_s`; how much
+    later than that it wakes is how long the loop was held (by a collection, a long callback, or the
+    machine's other processes). The stall a trigger can meet is the longest of these."""
+
+    interval_s: float = 0.002
+    times_s: array.array[float] = field(default_factory=lambda: array.array("d"))  # perf_counter at wake
+    lags_ms: array.array[float] = field(default_factory=lambda: array.array("d"))
+
+    @contextlib.asynccontextmanager
+    async def watch(self) -> AsyncIterator[LoopLag]:
+        async with asyncio.TaskGroup() as group:
+            probe = group.create_task(self._probe(), name="loop-lag-probe")
+            try:
+                yield self
+            finally:
+                probe.cancel()
+
+    async def _probe(self) -> None:
+        interval_s = self.interval_s
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(interval_s)
+            now = time.perf_counter()
+            self.times_s.append(now)
+            self.lags_ms.append((now - before - interval_s) * 1e3)
+
+    def summary(self, windows: Sequence[tuple[float, float]] | None = None) -> JsonObject:
+        """p99 and max of the stalls, over the whole watch or only inside `windows` (perf_counter s)."""
+        pairs = zip(self.times_s, self.lags_ms, strict=True)
+        if windows is not None:
+            pairs = ((t, lag) for t, lag in pairs if any(a <= t - lag / 1e3 and t <= b for a, b in windows))
+        ms = sorted(lag for _t, lag in pairs)
+        return {
+            "probe_interval_ms": self.interval_s * 1e3,
+            "samples": len(ms),
+            "p99_ms": round(percentile(ms, 0.99), 3) if ms else None,
+            "max_ms": round(ms[-1], 3) if ms else None,
+            "over_5ms": sum(1 for lag in ms if lag > STALL_TARGET_MS),
         }
 
 

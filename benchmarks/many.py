@@ -8,9 +8,11 @@ timed (`benchmarks._harness.Trial`, through `RunOptions.on_simulator`), so the r
 receiving the Stop. A
 sample counts only when the session ended with the fault's own reason.
 
-Sessions run in rounds of N at once until `--trials` sessions per N have run. CPU is this process's CPU
-time over each configuration; `cpu_pct_per_session_realtime` divides it by the simulated session time,
-i.e. the share of one core one session at time scale 1 would cost (start-up and teardown included).
+Each session records its history (one sample a second into SQLite, a file per treadmill) unless
+`--no-history`. Sessions run in rounds of N at once until `--trials` sessions per N have run. CPU is
+this process's CPU time over each configuration; `cpu_pct_per_session_realtime` divides it by the
+simulated session time, i.e. the share of one core one session at time scale 1 would cost (start-up
+and teardown included).
 
     python -m benchmarks.many
     python -m benchmarks.many --treadmills 1 10 50 --trials 40
@@ -21,11 +23,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import math
 import os
 import random
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -33,6 +37,7 @@ from typing import Final
 from benchmarks._harness import (
     GcPauses,
     JsonObject,
+    LoopLag,
     Trial,
     cli_logging,
     emit,
@@ -40,8 +45,11 @@ from benchmarks._harness import (
     machine_info,
     process_cpu_s,
 )
-from retro_ftms.edge.app import RunOptions, run_session
+from retro_ftms.edge.app import RunOptions, Units, run_session
+from retro_ftms.events import EventBus
 from retro_ftms.safety.limits import SafetyConfig
+from retro_ftms.session.control import SessionControl
+from retro_ftms.session.snapshot import SnapshotTracker
 from tests.quiet_ui import QuietUI
 
 DEFAULT_TREADMILLS: Final = (1, 10, 50)
@@ -74,6 +82,7 @@ class SessionRecord:
     error: str | None
     reaction_ns: int | None
     simulated_s: float
+    program_window_s: tuple[float, float] | None  # perf_counter s
 
 
 def random_fault(rng: random.Random) -> str:
@@ -82,11 +91,41 @@ def random_fault(rng: random.Random) -> str:
     return f"{kind}@{at:g}:{OVERSPEED_KMH:g}" if kind == "overspeed" else f"{kind}@{at:g}"
 
 
-async def one_session(program: str, scale: float, fault: str, threshold_kmh: float) -> SessionRecord:
+@dataclass
+class ProgramWindowUI(QuietUI):
+    """`QuietUI` that notes when its session's program started and ended (perf_counter s): the loop
+    stalls that count are those while every session of a round runs its program, not the set-ups."""
+
+    started_s: float | None = None
+    ended_s: float | None = None
+
+    def session_started(
+        self, tracker: SnapshotTracker, bus: EventBus, control: SessionControl, units: Units
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        del tracker, bus, control, units
+        return self._window()
+
+    @contextlib.asynccontextmanager
+    async def _window(self) -> AsyncIterator[None]:
+        self.started_s = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ended_s = time.perf_counter()
+
+
+async def one_session(
+    program: str, scale: float, fault: str, threshold_kmh: float, history: Path | None
+) -> SessionRecord:
     trial = Trial(threshold_kmh)
-    ui = QuietUI()
+    ui = ProgramWindowUI()
     options = RunOptions(
-        program=program, simulator=True, time_scale=scale, faults=(fault,), on_simulator=trial.time
+        program=program,
+        simulator=True,
+        time_scale=scale,
+        faults=(fault,),
+        on_simulator=trial.time,
+        history_path=history,
     )
     started = time.perf_counter()
     code: int | None = None
@@ -104,24 +143,51 @@ async def one_session(program: str, scale: float, fault: str, threshold_kmh: flo
         error=error,
         reaction_ns=probe.reaction_ns if probe is not None else None,
         simulated_s=simulated,
+        program_window_s=(ui.started_s, ui.ended_s)
+        if ui.started_s is not None and ui.ended_s is not None
+        else None,
     )
 
 
 async def one_config(
-    n: int, trials: int, program: str, scale: float, rng: random.Random, *, threshold_kmh: float
+    n: int,
+    trials: int,
+    program: str,
+    scale: float,
+    rng: random.Random,
+    *,
+    threshold_kmh: float,
+    history_dir: Path | None,
 ) -> JsonObject:
     records: list[SessionRecord] = []
     rounds = math.ceil(trials / n)
     gc_pauses = GcPauses()
+    loop_lag = LoopLag()
+    windows: list[tuple[float, float]] = []  # per round: every session runs its program
     cpu0, wall0 = process_cpu_s(), time.perf_counter()
     with gc_pauses.watch():
-        for _ in range(rounds):
-            async with asyncio.TaskGroup() as group:
-                tasks = [
-                    group.create_task(one_session(program, scale, random_fault(rng), threshold_kmh))
-                    for _ in range(n)
-                ]
-            records.extend(task.result() for task in tasks)
+        async with loop_lag.watch():
+            for _ in range(rounds):
+                async with asyncio.TaskGroup() as group:
+                    # One history file per treadmill (one sample a second each), as one process each
+                    # would keep; None: `--no-history`.
+                    tasks = [
+                        group.create_task(
+                            one_session(
+                                program,
+                                scale,
+                                random_fault(rng),
+                                threshold_kmh,
+                                history_dir / f"treadmill-{i}.sqlite" if history_dir else None,
+                            )
+                        )
+                        for i in range(n)
+                    ]
+                round_records = [task.result() for task in tasks]
+                records.extend(round_records)
+                spans = [r.program_window_s for r in round_records if r.program_window_s is not None]
+                if spans:
+                    windows.append((max(a for a, _b in spans), min(b for _a, b in spans)))
     cpu, wall = process_cpu_s() - cpu0, time.perf_counter() - wall0
     samples = []
     spoiled: collections.Counter[str] = collections.Counter()
@@ -150,6 +216,10 @@ async def one_config(
         "cpu_s_per_session": round(cpu / len(records), 3),
         "cpu_pct_per_session_realtime": round(100 * cpu / simulated, 3),
         "gc": gc_pauses.summary(),
+        "gc_all_running": gc_pauses.summary(windows),
+        "loop_stall": loop_lag.summary(),
+        "loop_stall_all_running": loop_lag.summary(windows),
+        "all_running_s": round(sum(max(0.0, b - a) for a, b in windows), 2),
         "target_p99_ms": TARGET_P99_MS,
         "target_met": reaction["p99_ms"] is not None and reaction["p99_ms"] <= TARGET_P99_MS,
     }
@@ -160,17 +230,34 @@ def default_scale(treadmills: int) -> float:
 
 
 async def measure(
-    treadmills: Sequence[int], trials: int, program: str, scale: float | None, seed: int
+    treadmills: Sequence[int],
+    trials: int,
+    program: str,
+    scale: float | None,
+    seed: int,
+    *,
+    history: bool = True,
 ) -> JsonObject:
     rng = random.Random(seed)
     config = SafetyConfig()
     threshold = config.max_speed_kmh + config.speed_tolerance_kmh
-    configs = [
-        await one_config(n, trials, program, scale or default_scale(n), rng, threshold_kmh=threshold)
-        for n in treadmills
-    ]
+    with tempfile.TemporaryDirectory(prefix="retro-ftms-many-") as tmp:
+        history_dir = Path(tmp) if history else None
+        configs = [
+            await one_config(
+                n,
+                trials,
+                program,
+                scale or default_scale(n),
+                rng,
+                threshold_kmh=threshold,
+                history_dir=history_dir,
+            )
+            for n in treadmills
+        ]
     return {
         "benchmark": "many",
+        "history": history,
         "program": program,
         "faults": sorted(EXPECTED_REASON),
         "fault_window_s": list(FAULT_WINDOW_S),
@@ -189,6 +276,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--time-scale", type=float, default=None, help="default: 20 / N, at least 1")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--log", type=Path, default=None, help="write the session log here (default: none)")
+    parser.add_argument(
+        "--no-history", action="store_true", help="record no history (default: one SQLite file per treadmill)"
+    )
     args = parser.parse_args(argv)
     if args.trials < 1 or min(args.treadmills) < 1:
         parser.error("--trials and --treadmills must be at least 1")
@@ -199,7 +289,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     machine = machine_info()
     with cli_logging(args.log):
-        result = asyncio.run(measure(args.treadmills, args.trials, args.program, args.time_scale, args.seed))
+        result = asyncio.run(
+            measure(
+                args.treadmills,
+                args.trials,
+                args.program,
+                args.time_scale,
+                args.seed,
+                history=not args.no_history,
+            )
+        )
     result["machine"] = machine
     emit(result)
 

@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import gc
 import math
 import os
 import random
@@ -43,6 +42,7 @@ from typing import Final
 from benchmarks._harness import (
     GcPauses,
     JsonObject,
+    LoopLag,
     Matcher,
     Probe,
     Stack,
@@ -58,6 +58,7 @@ from benchmarks._harness import (
 )
 from retro_ftms.clock import Clock
 from retro_ftms.codec import MachineStatusCode
+from retro_ftms.edge.collector import collector_tuned
 from retro_ftms.events import DataEvent, Event, EventBus, SafetyReason
 from retro_ftms.safety import SafetyGuard
 from retro_ftms.safety.limits import EffectiveLimits, SafetyConfig
@@ -236,7 +237,7 @@ async def measure(
     time_scale: float,
     workdir: Path,
     seed: int = 1,
-    gc_freeze: bool = False,
+    gc_tuned: bool = True,
 ) -> JsonObject:
     config = SafetyConfig()
     tally = Tally()
@@ -244,6 +245,7 @@ async def measure(
     bridges: list[object] = []
     broker_info: JsonObject | None = None
     gc_pauses = GcPauses()
+    loop_lag = LoopLag()
     rng = random.Random(seed)
     async with contextlib.AsyncExitStack() as stack:
         broker = None
@@ -274,13 +276,11 @@ async def measure(
         if broker is not None:
             broker.freeze()
             stack.callback(broker.thaw)
-        if gc_freeze:  # the mitigation under test: set-up objects move out of the collector's way
-            gc.collect()
-            gc.freeze()
-            stack.callback(gc.unfreeze)
+        if gc_tuned:  # as a session does once its start-up is done (retro_ftms/edge/collector.py)
+            stack.enter_context(collector_tuned())
         cpu0, wall0 = process_cpu_s(), time.perf_counter()
         with gc_pauses.watch():
-            async with asyncio.TaskGroup() as group:
+            async with loop_lag.watch(), asyncio.TaskGroup() as group:
                 for treadmill in stacks:
                     group.create_task(worker(treadmill, rounds, config, tally, total=trials, rng=rng))
         cpu, wall = process_cpu_s() - cpu0, time.perf_counter() - wall0
@@ -308,7 +308,7 @@ async def measure(
         "variant": variant,
         "sessions": sessions,
         "mqtt_frozen": mqtt_frozen,
-        "gc_freeze": gc_freeze,
+        "gc_tuned": gc_tuned,
         "trials_per_trigger": trials,
         "time_scale": time_scale,
         "triggers": results,
@@ -319,6 +319,7 @@ async def measure(
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),
         "gc_during_trials": gc_pauses.summary(),
+        "loop_stall_during_trials": loop_lag.summary(),
         "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
         "mqtt": broker_info,
         "interval": "simulator notify_subscriber call -> simulator Control Point write handler (Stop)",
@@ -336,7 +337,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=1, help="random phase of the triggers")
     parser.add_argument(
-        "--gc-freeze", action="store_true", help="gc.freeze() after set-up (a mitigation to evaluate)"
+        "--gc-untuned",
+        action="store_true",
+        help="leave the collector as Python sets it (sessions freeze and tune it after start-up)",
     )
     parser.add_argument("--log", type=Path, default=None, help="write the session log here (default: none)")
     args = parser.parse_args(argv)
@@ -359,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 time_scale=args.time_scale,
                 workdir=Path(tmp),
                 seed=args.seed,
-                gc_freeze=args.gc_freeze,
+                gc_tuned=not args.gc_untuned,
             )
         )
     result["machine"] = machine

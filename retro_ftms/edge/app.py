@@ -516,8 +516,12 @@ async def run_guarded(
                 await mqtt.bridge.wait_until(lambda b: b.connected or b.last_error is not None)
         mqtt.tell(ui)
     runner_ref.append(runner)
-    async with ui.session_started(tracker, bus, runner, units):
-        result = await runner.run()
+    from retro_ftms.edge.collector import collector_tuned  # noqa: PLC0415
+
+    # Start-up is done: no long collector pause from here on (issue 15, see edge/collector.py).
+    with collector_tuned():
+        async with ui.session_started(tracker, bus, runner, units):
+            result = await runner.run()
     return result, tracker
 
 

@@ -30,6 +30,8 @@ from tests.mqtt.broker import find_mosquitto
 
 MACHINE_KEYS = {"cpu", "cores", "python"}
 LATENCY_KEYS = {"n", "p50_ms", "p99_ms", "max_ms"}
+STALL_KEYS = {"p99_ms", "max_ms", "over_5ms", "samples"}
+GC_KEYS = {"collections", "full_collections", "max_pause_ms"}
 
 Main = Callable[[Sequence[str] | None], None]
 
@@ -51,6 +53,9 @@ def test_reaction_single(capsys: pytest.CaptureFixture[str]) -> None:
         assert figures.keys() >= LATENCY_KEYS
         assert figures["n"] == 2
     assert {"target_p99_ms", "target_met", "spoiled", "all"} <= result.keys()
+    assert result["gc_tuned"] is True  # as a session runs: frozen start-up, session thresholds
+    assert result["loop_stall_during_trials"].keys() >= STALL_KEYS
+    assert result["gc_during_trials"].keys() >= GC_KEYS
 
 
 def test_reaction_sessions(capsys: pytest.CaptureFixture[str]) -> None:
@@ -121,6 +126,8 @@ def test_many(capsys: pytest.CaptureFixture[str]) -> None:
     for config in result["configs"]:
         assert config["reaction"].keys() >= LATENCY_KEYS
         assert {"cpu_pct_per_session_realtime", "cpu_s_per_session", "spoiled"} <= config.keys()
+        assert config["loop_stall_all_running"].keys() >= STALL_KEYS
+        assert config["gc_all_running"].keys() >= GC_KEYS
 
 
 def test_soak(capsys: pytest.CaptureFixture[str]) -> None:
