@@ -18,6 +18,11 @@ The benchmark treadmill has fast motors (10 km/h/s) so trials do not wait for th
 runs at 20/N x for N sessions (at least real time): the data load a trigger meets is always about 20
 Treadmill Data records per wall second, what 20 real sessions send. Neither changes the measured path.
 
+The collector runs as in a session once its start-up is done (`retro_ftms.edge.collector`: frozen
+start-up, session thresholds; `--gc-untuned` leaves Python's defaults). Besides every reaction's p50, p99
+and max, the output gives the longest event-loop stall during the trials (a probe task that asks to wake
+every 2 ms: how late it wakes) and the longest garbage-collector pause (`gc.callbacks`).
+
     python -m benchmarks.reaction                  # one session, 200 trials per trigger
     python -m benchmarks.reaction --mqtt-frozen    # with a frozen (SIGSTOP) mosquitto attached
     python -m benchmarks.reaction --sessions 20    # 20 treadmills and sessions in one process
