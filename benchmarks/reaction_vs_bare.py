@@ -1,7 +1,7 @@
 """The whole `retro-ftms run` session against a bare script: safety-key Status -> Stop write, side by side.
 
 A treadmill runs in a process of its own (this module with `--serve PORT`: the simulator on Bumble's
-`tcp-server:127.0.0.1:PORT`, instrumented by `benchmarks._harness.TimedTreadmill`), and clients in other
+`tcp-server:127.0.0.1:PORT`, timed by `benchmarks._harness.StopTimer`), and clients in other
 processes reach it over `tcp-client:127.0.0.1:PORT`, as with `retro-ftms simulate`:
 
 - `session`: `python -m retro_ftms run --device ADDRESS --transport tcp-client:... --program FILE -y`, the
@@ -39,8 +39,9 @@ from typing import Final
 from benchmarks._harness import (
     JsonObject,
     Probe,
-    TimedTreadmill,
+    StopTimer,
     emit,
+    heal,
     latency_summary,
     machine_info,
     program_file,
@@ -54,7 +55,7 @@ from retro_ftms.codec import (
     TREADMILL_DATA_UUID,
     MachineStatusCode,
 )
-from simulator.gatt import DEFAULT_ADDRESS
+from simulator.gatt import DEFAULT_ADDRESS, SimulatedTreadmill
 from simulator.model import SimulatorSettings
 
 DEFAULT_TRIALS: Final = 30  # per client; the issue asks for at least 20
@@ -131,12 +132,13 @@ async def serve(port: int, seed: int) -> None:
         sys.stdout.write(json.dumps(message) + "\n")
         sys.stdout.flush()
 
-    async with TimedTreadmill(clock, settings) as sim:
+    async with SimulatedTreadmill(clock, settings) as sim:
+        timer = StopTimer(sim)
         await sim.serve_on_transport(f"tcp-server:127.0.0.1:{port}")
         answer({"ready": sim.address})
         while line := (await reader.readline()).decode().strip():
             if line == "heal":
-                sim.server.heal()
+                heal(sim)
                 async with asyncio.timeout(TRIAL_TIMEOUT_S):
                     await sim.wait_belt_stopped()
                 answer({"healed": True})
@@ -152,10 +154,10 @@ async def serve(port: int, seed: int) -> None:
                         await clock.sleep(BELT_POLL_S)
                     # A random phase against the data clock, as a trigger has in a session.
                     await clock.sleep(rng.uniform(0.0, settings.notify_interval_s))
-                    sim.arm(probe)
+                    timer.arm(probe)
                     sim.pull_safety_key()
                     await probe.done.wait()
-            sim.probe = None
+            timer.disarm()
             answer({"reaction_ns": probe.reaction_ns})
 
 
