@@ -220,6 +220,9 @@ class SafetyGuard:
         self._pause_last_kmh: float | None = None
         self._pause_low_kmh = math.inf
         self._pause_moving = 0
+        # Our Pause is written and not yet answered: records until the answer may still show the belt
+        # following what came before it (our Start's spin-up), so they neither prove a rest nor a restart.
+        self._pause_in_flight = False
         self._finishing = False
         self._released = False
         self._link_down = False
@@ -613,6 +616,7 @@ class SafetyGuard:
         self._enter_pause(source)
         if not (self._started and self._control_requested):
             return
+        self._pause_in_flight = True
         try:
             response = await self._link.stop_now(_PAUSE)
         except LinkLostError:
@@ -622,8 +626,14 @@ class SafetyGuard:
         else:
             if not response.ok:
                 self._trip("command_failed", f"pause: {result_name(response.result)}")
-            # A record that arrived before the answer may predate the pause (even the Start before it).
+        finally:
+            self._pause_in_flight = False
+            # Records from before the answer may predate the pause (even the Start before it): the
+            # moved-again count starts from the speed now.
             self._rest_since_pause = False
+            self._pause_last_kmh = self._speed
+            self._pause_low_kmh = self._speed if self._speed is not None else math.inf
+            self._pause_moving = 0
 
     async def resume(self, source: str) -> None:
         """Resume after a pause by the person; never after a latch (`CommandRefused`).
@@ -1228,13 +1238,13 @@ class SafetyGuard:
             self._speed = speed
             self._data_at_s = now
             self._data_seen.set()
-            if self._paused:
+            if self._paused and not self._pause_in_flight:
                 at_rest = speed < STILL_BELOW_KMH
                 if at_rest and self._resume_source is not None:
                     self._resume_wanted.set()
                 self._rest_since_pause = at_rest
-            if speed < STILL_BELOW_KMH and self._paused:
-                self._pause_halted = True
+                if at_rest:
+                    self._pause_halted = True
             self._judge_stop(speed, now)
             if self._spin_up_from_s is not None and self._link.spun_up:
                 self._spin_up_from_s = None
@@ -1281,7 +1291,7 @@ class SafetyGuard:
         ramp-down, is no restart).
         """
         speed = record.speed_kmh
-        if not self._paused or self._finishing or speed is None:
+        if not self._paused or self._pause_in_flight or self._finishing or speed is None:
             return None
         last, self._pause_last_kmh = self._pause_last_kmh, speed
         self._pause_low_kmh = min(self._pause_low_kmh, speed)

@@ -1,16 +1,18 @@
 """Real machines' shapes at the guard (field-captures.md): Target Changed statuses that track the ramp
 (UREVO E1L, issue 16 v7) are echoes of our own commands while a real console change is still caught both
-ways; a record cut before its incline leaves the incline unknown; a BH Fitness decline's stop names it."""
+ways; a record cut before its incline leaves the incline unknown; a BH Fitness decline's stop names it; a
+belt still spinning up from our Start until our Pause is answered is no restart during the pause."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
 
 from retro_ftms.ble.link import TreadmillDataReceived
 from retro_ftms.ble.quirks import TreadmillQuirks
-from retro_ftms.codec import MachineStatus, TreadmillData
+from retro_ftms.codec import MachineStatus, OpCode, TreadmillData
 from retro_ftms.safety import SafetyConfig
 from tests.safety.conftest import Rig, reason_of
 from tests.safety.fakes import settle
@@ -144,3 +146,33 @@ async def test_a_console_lowering_during_a_pause_still_holds(rig: Rig) -> None:
         assert guard.holding
         assert guard.target_speed_kmh == 0.6
         assert reason_of(guard) is None
+
+
+async def test_the_spin_up_before_our_pause_is_answered_is_no_restart(rig: Rig) -> None:
+    """A pause the moment the belt runs: until the machine answers our Pause, its records still show the
+    Start's spin-up (a zero, then rising). That is not the belt moving again during the pause, and the
+    zero from before the answer is no rest a resume may start from."""
+    async with rig.guard() as guard:
+        await guard.take_control()
+        await guard.start()
+        await guard.set_speed(0.8)
+        rig.link.answer(OpCode.STOP_OR_PAUSE, "hang")  # the Pause is on its way
+        async with asyncio.TaskGroup() as group:
+            group.create_task(guard.pause("terminal"))
+            await settle()
+            await ramp_echoes(rig, (0.0, 0.3, 0.72))  # the machine has not had the Pause yet
+            assert reason_of(guard) is None
+            await guard.resume("terminal")  # waits: no record newer than the pause yet
+            assert starts(rig) == 1
+            rig.link.release_hang()
+        await ramp_echoes(rig, (0.5, 0.2))  # the ramp down to the pause
+        assert reason_of(guard) is None
+        assert guard.paused
+        await ramp_echoes(rig, (0.0,))  # at rest since the pause: the waiting resume starts the belt
+        assert reason_of(guard) is None
+        assert not guard.paused
+        assert starts(rig) == 2
+
+
+def starts(rig: Rig) -> int:
+    return [w.op for w in rig.link.writes].count(OpCode.START_OR_RESUME)
