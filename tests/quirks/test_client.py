@@ -47,12 +47,19 @@ from simulator.model import SimulatorSettings
 from simulator.quirks import KMH_PER_MPH, with_quirks
 from tests.ble.harness import Recorder
 from tests.conftest import TEST_TIME_SCALE, free_port
+from tests.harness import TIMING
 from tests.quirks.conftest import CONNECT_TIMEOUT_S, FLAT, quirky_link
 
 SETTLE_S: Final = 20.0  # simulated seconds: enough for the belt or the incline motor to reach a target
 # Where a test races the spin-up window, simulated time runs slower: its seconds must outlast the loop's
 # latency on a loaded machine (3 s of spin-up are 150 ms of wall time at this scale).
 SPIN_UP_TIME_SCALE: Final = 20.0
+# Where the guard's own watchdogs run against the simulator: at the suite's scale a data timeout is only
+# the 250 ms wall floor (`Clock.watchdog_s`), which a loaded 2-core machine has outlasted; here the
+# loosest one (5 s, `TIMING`) is 1 s of wall time.
+GUARD_TIME_SCALE: Final = 5.0
+# Wall seconds a wait for a guard deadline allows beyond it (the wait ends as soon as the guard trips).
+WAIT_WALL_SLACK_S: Final = 10.0
 SPEED: Final = ControlPointRequest.set_target_speed
 INCLINE: Final = ControlPointRequest.set_target_inclination
 
@@ -280,11 +287,12 @@ async def test_spin_up_setting_holds_speed_until_the_belt_is_steady() -> None:
         assert client.is_connected
 
 
-async def test_a_belt_that_never_starts_is_caught(fast_clock: Clock) -> None:
+async def test_a_belt_that_never_starts_is_caught() -> None:
     """A stall: Start accepted, belt never moves. The guard trips once the spin-up time is over."""
+    fast_clock = Clock(GUARD_TIME_SCALE)
     bus = EventBus(fast_clock)
     recorder = Recorder(fast_clock)
-    config = SafetyConfig.model_validate({})
+    config = SafetyConfig.model_validate(TIMING)
     limits = EffectiveLimits.from_config(config)
     kingsmith = TreadmillQuirks(spin_up_s=2.0)
     async with quirky_link(fast_clock, "spin-up", client_quirks=kingsmith, bus=bus) as (sim, client):
@@ -294,7 +302,8 @@ async def test_a_belt_that_never_starts_is_caught(fast_clock: Clock) -> None:
             await guard.take_control()
             await guard.start()
             assert not guard.spun_up
-            async with fast_clock.timeout(fast_clock.watchdog_s(2.0 + SPIN_UP_MARGIN_S) + SETTLE_S):
+            deadline_s = fast_clock.watchdog_s(2.0 + SPIN_UP_MARGIN_S)
+            async with fast_clock.timeout(deadline_s + WAIT_WALL_SLACK_S * fast_clock.scale):
                 latched = await guard.wait_latched()
             assert latched.reason == "speed_mismatch"
             assert latched.detail.startswith("the belt did not start")
