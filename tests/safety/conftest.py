@@ -106,9 +106,10 @@ SIMULATOR_TIME_SCALE = 50.0
 
 
 @pytest.fixture
-def fast_clock() -> Clock:
-    """Overrides the suite's `fast_clock` for the simulator tests of this folder."""
-    return Clock(scale=SIMULATOR_TIME_SCALE)
+def fast_clock(request: pytest.FixtureRequest) -> Clock:
+    """Overrides the suite's `fast_clock` for the simulator tests of this folder. A test that needs more
+    wall slack asks for a lower scale: `@pytest.mark.parametrize("fast_clock", [scale], indirect=True)`."""
+    return Clock(scale=getattr(request, "param", SIMULATOR_TIME_SCALE))
 
 
 @pytest.fixture

@@ -60,6 +60,12 @@ def session(
 Session = AbstractAsyncContextManager[SafetyGuard]
 
 
+# A whole session lives through many data timeouts: at this scale each is 0.5 s of wall time, twice the
+# 250 ms floor (`Clock.watchdog_s`) it has at `SIMULATOR_TIME_SCALE`, which a loaded machine has outlasted.
+WHOLE_SESSION_TIME_SCALE: Final = 10.0
+
+
+@pytest.mark.parametrize("fast_clock", [WHOLE_SESSION_TIME_SCALE], indirect=True)
 async def test_a_whole_short_session(
     session: Session, simulator: SimulatedTreadmill, fast_clock: Clock
 ) -> None:
