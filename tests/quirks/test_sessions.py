@@ -18,6 +18,7 @@ from retro_ftms.edge.cli import app as cli_app
 from retro_ftms.errors import ProgramError
 from tests.harness import starts_while_moving
 from tests.quirks.conftest import (
+    CALM_TIME_SCALE,
     EXIT_COMPLETED,
     EXIT_SAFETY,
     FLAT,
@@ -223,7 +224,7 @@ def zeros_after_moving(session: SessionRun) -> list[dict[str, Any]]:
 
 async def test_zero_records_are_noise_and_a_real_stop_still_confirms(run_quirky: RunQuirky) -> None:
     ui = PersonUI(pause_at_s=10.0, resume_after_s=5.0)
-    session = await run_quirky(FLAT, "zero-wakeup", ui=ui)
+    session = await run_quirky(FLAT, "zero-wakeup", ui=ui, time_scale=CALM_TIME_SCALE)
     completed_safely(session)
     assert zeros_after_moving(session) == []
     # The end: confirmed by the real record at rest, not by the sleep record sent at the Stop.
