@@ -25,6 +25,9 @@ from tests.mqtt_session.conftest import (
 )
 
 WRONG_PASSWORD: Final = "not-the-password-4711"
+# A session that a STOP over MQTT must end: the short program lasts 6 s of wall time at this scale (2.4 s
+# at the default 50), room for a new client to connect and publish on a loaded machine; the STOP ends it.
+STOPPED_TIME_SCALE: Final = 20.0
 
 
 async def test_username_and_password(mosquitto_auth_broker: MosquittoBroker, sessions: Sessions) -> None:
@@ -68,7 +71,9 @@ async def _log_in_and_stop(broker: MosquittoBroker, sessions: Sessions, config: 
     """A session with only the user in its URL logs in, and a STOP over MQTT ends it."""
     async with (
         Recorder(broker, username=BROKER_USER, password=BROKER_PASSWORD) as recorder,
-        sessions.start(url(broker, user=BROKER_USER), config=config) as running,
+        sessions.start(
+            url(broker, user=BROKER_USER), config=config, time_scale=STOPPED_TIME_SCALE
+        ) as running,
     ):
         await recorder.wait_topic(TOPICS.availability, lambda m: m.payload == AVAILABLE)
         await recorder.wait_topic(TOPICS.state, running_for(20.0))
