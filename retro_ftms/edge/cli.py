@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 import typer
 
 from retro_ftms import __version__
-from retro_ftms.edge.signals import signals_blocked
+from retro_ftms.edge.signals import signals_blocked, stop_signals_held
 from retro_ftms.printable import printable
 from simulator.quirk_fields import known_quirks  # the quirk profiles' names; imports nothing heavy
 
@@ -330,8 +330,13 @@ def _run_async(coroutine: Coroutine[Any, Any, int]) -> int:
         InvalidInputError,
     )
 
+    def new_loop() -> asyncio.AbstractEventLoop:
+        with stop_signals_held():
+            return asyncio.new_event_loop()
+
     try:
-        return asyncio.run(coroutine)
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            return runner.run(coroutine)
     except InvalidInputError as error:
         raise _fail(EXIT_USAGE, str(error)) from None
     except (BluetoothUnavailableError, ConnectError) as error:
@@ -343,6 +348,8 @@ def _run_async(coroutine: Coroutine[Any, Any, int]) -> int:
         raise _fail(
             EXIT_INTERNAL_ERROR, f"internal error: {error!r} (run with -v for the traceback)"
         ) from None
+    finally:
+        coroutine.close()  # never started when a stop signal came first (no "never awaited" warning)
 
 
 @contextlib.contextmanager

@@ -46,9 +46,10 @@ IMPORT_RETRY_S: Final = 0.05
 
 
 class _Pending:
-    """A stop signal that arrived during an import and still has to end the process."""
+    """A stop signal that arrived during an import (or a held block) and still has to end the process."""
 
     signum: int | None = None
+    held = 0  # how many `stop_signals_held` blocks are open
 
 
 def _inside_import(frame: FrameType | None) -> bool:
@@ -60,7 +61,7 @@ def _inside_import(frame: FrameType | None) -> bool:
 
 
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
-    if _inside_import(frame):
+    if _Pending.held or _inside_import(frame):
         # Raising inside a module's import unwinds through code that libraries guard with their own error
         # handling (a schema or registry being built): the exit became 1 with their traceback. Look again
         # once the import is done; nothing moves during start-up, so 50 ms more costs nothing.
@@ -68,6 +69,7 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
         signal.setitimer(signal.ITIMER_REAL, IMPORT_RETRY_S)
         return
     _Pending.signum = None
+    signal.setitimer(signal.ITIMER_REAL, 0)  # a retry still due would find Python's default handler back
     raise Interrupted(signum)
 
 
@@ -77,15 +79,32 @@ def _retry_pending(_signum: int, frame: FrameType | None) -> None:
 
 
 def install_early_handlers() -> None:
-    """Make SIGTERM, SIGHUP and SIGQUIT end the process like Ctrl-C (exit 130), from the first moment.
+    """Make every stop signal end the process with exit 130, from the first moment.
 
-    SIGINT keeps Python's own handler (KeyboardInterrupt), which `asyncio.run` needs to cancel cleanly;
-    the entry point maps a KeyboardInterrupt that escapes to exit 130 too.
+    Ctrl-C too: Python's own handler raises KeyboardInterrupt anywhere, in the middle of an import as well
+    (where a library's error handling or a finalizer run by the garbage collector can swallow it or print
+    a traceback: the process once went on for more than 30 s). `asyncio.run` then leaves SIGINT alone (it
+    only takes over Python's default handler); `session_signals` hands it to the session like the others.
     """
     for sig in STOP_SIGNALS:
-        if sig != signal.SIGINT:
-            signal.signal(sig, _raise_interrupted)
+        signal.signal(sig, _raise_interrupted)
     signal.signal(signal.SIGALRM, _retry_pending)
+
+
+@contextlib.contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """A stop signal inside waits until the block is left, then ends the process as usual (`Interrupted`).
+
+    For what must not be cut halfway: an event loop cut while it is being built is left without its
+    attributes, and its finalizer prints a traceback.
+    """
+    _Pending.held += 1
+    try:
+        yield
+    finally:
+        _Pending.held -= 1
+    if _Pending.signum is not None and not _Pending.held:
+        _raise_interrupted(_Pending.signum, None)
 
 
 @contextlib.contextmanager
