@@ -26,6 +26,12 @@ every 2 ms: how late it wakes) and the longest garbage-collector pause (`gc.call
     python -m benchmarks.reaction                  # one session, 200 trials per trigger
     python -m benchmarks.reaction --mqtt-frozen    # with a frozen (SIGSTOP) mosquitto attached
     python -m benchmarks.reaction --sessions 20    # 20 treadmills and sessions in one process
+    python -m benchmarks.reaction --cues           # with spoken cues (espeak-ng renders each one)
+
+With `--cues` every session also has the cue layer on its bus, as `run` has with voice on: each safety
+event is said at once ("Stop. ...", cutting off what was being said), each command observed; espeak-ng
+renders every cue into a WAV file in its worker thread (a machine without a sound card cannot play them),
+so the synthesis runs while the next trials do.
 """
 
 from __future__ import annotations
@@ -64,7 +70,10 @@ from benchmarks._harness import (
 from retro_ftms.clock import Clock
 from retro_ftms.codec import MachineStatusCode
 from retro_ftms.edge.collector import collector_tuned
+from retro_ftms.edge.config import CuesConfig
+from retro_ftms.edge.cues import CueLayer, cue_setup
 from retro_ftms.events import DataEvent, Event, EventBus, SafetyReason
+from retro_ftms.program import Segment
 from retro_ftms.safety import SafetyGuard
 from retro_ftms.safety.limits import EffectiveLimits, SafetyConfig
 from retro_ftms.session.snapshot import SnapshotTracker
@@ -228,6 +237,19 @@ async def worker(
                     raise RuntimeError(f"too many spoiled trials: {dict(tally.spoiled)}")
 
 
+def _cue_layer(bus: EventBus, tracker: SnapshotTracker, out: Path) -> CueLayer:
+    """The cue layer of a session with voice on, rendering with espeak-ng (`[cues]` defaults)."""
+    setup = cue_setup(CuesConfig(), voice=True, cues_to=out, ring=lambda: None)
+    assert setup is not None
+    walk = Segment(0.0, 24 * 3600.0, FIRST_SPEED_KMH, 0.0, 0, "reaction", "walk")
+    return setup.layer(
+        bus=bus,
+        segments=[walk],
+        units="kmh",
+        program_time=lambda: tracker.snapshot_at(bus.clock.now()).elapsed_s,
+    )
+
+
 def _settings() -> SimulatorSettings:
     return SimulatorSettings(
         belt_accel_kmh_per_s=BELT_RATE_KMH_PER_S, belt_decel_kmh_per_s=BELT_RATE_KMH_PER_S
@@ -243,6 +265,7 @@ async def measure(
     workdir: Path,
     seed: int = 1,
     gc_tuned: bool = True,
+    cues: bool = False,
 ) -> JsonObject:
     config = SafetyConfig()
     tally = Tally()
@@ -269,6 +292,8 @@ async def measure(
             treadmill = await stack.enter_async_context(treadmill_stack(clock, _settings(), bus))
             tracker = SnapshotTracker("reaction", 1, 24 * 3600.0)
             stack.callback(bus.subscribe(tracker.on_event))
+            if cues:
+                await stack.enter_async_context(_cue_layer(bus, tracker, workdir / f"cues{index}.wav"))
             if broker is not None:
                 mqtt = MqttConfig.model_validate(
                     {"host": broker.host, "port": broker.port, "device_id": f"bench{index}"}
@@ -314,6 +339,7 @@ async def measure(
         "sessions": sessions,
         "mqtt_frozen": mqtt_frozen,
         "gc_tuned": gc_tuned,
+        "cues": cues,
         "trials_per_trigger": trials,
         "time_scale": time_scale,
         "triggers": results,
@@ -347,6 +373,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="leave the collector as Python sets it (sessions freeze and tune it after start-up)",
     )
     parser.add_argument("--log", type=Path, default=None, help="write the session log here (default: none)")
+    parser.add_argument("--cues", action="store_true", help="spoken cues on (espeak-ng renders each one)")
     args = parser.parse_args(argv)
     if args.trials < 1 or args.sessions < 1:
         parser.error("--trials and --sessions must be at least 1")
@@ -368,6 +395,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 workdir=Path(tmp),
                 seed=args.seed,
                 gc_tuned=not args.gc_untuned,
+                cues=args.cues,
             )
         )
     result["machine"] = machine

@@ -63,6 +63,8 @@ StopProof = Literal["zero_records", "status", "not_moved"]
 # A Machine Status that says the belt stopped, by the machine's own doing or a person's at the treadmill.
 StoppedStatus = Literal["stopped_by_user", "stopped_by_safety_key", "reset"]
 CheckinWhen = Literal["before", "after", "morning"]
+CueKind = Literal["step", "change", "countdown", "note", "stop", "alarm", "end"]
+ChangeQuantity = Literal["speed", "incline"]
 CoachAction = Literal["info", "start", "set_speed", "set_incline", "stop", "pause", "resume"]
 
 
@@ -195,6 +197,25 @@ class StopConfirmation:
     def name(self) -> str:
         """The event log's word for it: `zero_records`, `not_moved`, or the status (`reset`, ...)."""
         return self.status if self.status is not None else self.by
+
+
+@dataclass(frozen=True, slots=True)
+class CueEvent(Event):
+    """Something the person is told aloud (or by the terminal bell); a `change` names the rise it announces:
+    `quantity`, `value` (km/h or %) and `at_s`, the clock time the command is due."""
+
+    TYPE: ClassVar[str] = "cue"
+    kind: CueKind
+    text: str
+    quantity: ChangeQuantity | None = None
+    value: float | None = None
+    at_s: float | None = None
+
+    def fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"kind": self.kind, "text": self.text}
+        if self.kind == "change":
+            fields.update(quantity=self.quantity, value=self.value, at_s=self.at_s)
+        return fields
 
 
 @dataclass(frozen=True, slots=True)

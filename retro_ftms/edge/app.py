@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from retro_ftms.codec import FitnessMachineFeature
     from retro_ftms.course import Course
     from retro_ftms.edge.config import AppConfig
+    from retro_ftms.edge.cues import CueSetup
     from retro_ftms.edge.mqtt import MqttBridge
     from retro_ftms.history.recorder import HistoryRecorder
     from retro_ftms.history.store import SessionStart
@@ -97,6 +98,9 @@ class RunOptions:
     on_simulator: Callable[[SimulatedTreadmill], None] | None = None
     # The course's rules, to decide (and record) the next session when this one is over.
     course_plan: Course | None = None
+    # `--voice/--no-voice` (None: `[cues] voice`), and `--cues-to FILE.wav` (render the cues, do not play).
+    voice: bool | None = None
+    cues_to: Path | None = None
 
 
 class SessionUI(Protocol):
@@ -206,6 +210,8 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
     Raises `InvalidInputError` (exit 2) before anything moves, and `BluetoothUnavailableError` or
     `ConnectError` (exit 4) when the treadmill cannot be reached.
     """
+    from retro_ftms.edge.cues import cue_setup  # noqa: PLC0415
+    from retro_ftms.edge.display import ring_bell  # noqa: PLC0415
     from retro_ftms.program import check_program, load_program  # noqa: PLC0415
 
     config = load_app_config(options)
@@ -217,6 +223,9 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
     faults = parse_faults(options.faults)
     sim_settings = simulator_settings(options.quirks) if options.simulator else None
     hr_profile = parse_hr_strap(options.hr_strap) if options.simulator else None
+    cues = cue_setup(config.cues, voice=options.voice, cues_to=options.cues_to, ring=ring_bell)
+    if cues is not None and cues.notice is not None:
+        ui.notice(cues.notice)
     clock = Clock(options.time_scale)
     bus = EventBus(clock)
     main_task = asyncio.current_task()
@@ -271,6 +280,7 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
                     mqtt=mqtt,
                     stack=stack,
                     options=options,
+                    cues=cues,
                 )
         except (asyncio.CancelledError, KeyboardInterrupt, Interrupted):
             if not ended:  # interrupted before the session could end itself (while connecting, asking)
@@ -444,6 +454,7 @@ async def run_guarded(
     stack: contextlib.AsyncExitStack,
     options: RunOptions,
     started_at_console: bool = False,
+    cues: CueSetup | None = None,
 ) -> tuple[SessionResult, SnapshotTracker]:
     """Guard and runner for a treadmill with a Control Point; the coaching session for one without.
 
@@ -484,6 +495,17 @@ async def run_guarded(
     stack.callback(bus.subscribe(tracker.on_event))
     # Before the guard takes control: the log names every limit in force, and what was loosened.
     bus.publish(limits_event(config.safety, limits))
+    cue_layer = None
+    if cues is not None:
+        # Entered before the guard, so left after it: the belt is stopped before the last words are said.
+        cue_layer = await stack.enter_async_context(
+            cues.layer(
+                bus=bus,
+                segments=segments,
+                units=units,
+                program_time=lambda: tracker.snapshot_at(clock.now()).elapsed_s,
+            )
+        )
     runner: SessionRunner | CoachingSession
     if client.has_control_point:
         guard = await stack.enter_async_context(SafetyGuard(client, limits, config.safety, clock, bus))
@@ -494,7 +516,10 @@ async def run_guarded(
             clock=clock,
             bus=bus,
             started_at_console=started_at_console,
+            announce_lead_s=None if cues is None else cues.lead_s,
         )
+        if cue_layer is not None:
+            stack.callback(runner.plan.add(cue_layer.on_plan))
         on_heart_rate = guard.on_heart_rate
     else:
         runner = CoachingSession(

@@ -612,6 +612,18 @@ def run(
             "your last sessions. Without a name: your current course.",
         ),
     ] = None,
+    voice: Annotated[
+        bool | None,
+        typer.Option(
+            "--voice/--no-voice",
+            help="Speak the cues: each step, every rise 10 s ahead, stops and alarms (default: [cues] "
+            "voice, on when espeak-ng is installed). --no-voice: no cues, commands as soon as allowed.",
+        ),
+    ] = None,
+    cues_to: Annotated[
+        Path | None,
+        typer.Option("--cues-to", metavar="FILE.wav", help="Render every cue into this WAV file instead."),
+    ] = None,
     verbose: VerboseOption = 0,
 ) -> None:
     """Run a guided backward-walking session.
@@ -662,6 +674,8 @@ def run(
         _check_pain("run", flag, pain)
     history_path = _history_path("run", history, no_history, app_config)
     who = _person("run", person, app_config)
+    if cues_to is not None and (cues_to.is_dir() or not cues_to.parent.is_dir()):
+        raise _usage_error("run", f"--cues-to {cues_to}: not a file in an existing folder")
 
     from retro_ftms.edge.keys import is_terminal, stdin_fd  # noqa: PLC0415
 
@@ -703,6 +717,8 @@ def run(
         hr_device=hr_device,
         history_path=history_path,
         person=who,
+        voice=voice,
+        cues_to=cues_to,
     )
     ui = TerminalUI(
         _stdout_console(),
@@ -979,6 +995,48 @@ def programs_show(
             console.print(Text(f"{number}. {step.name}: {step.note}"))
     _show_sources(console, program)
     _exit_on_problems(name, check_program(program, safety))
+
+
+@programs_app.command("preview")
+def programs_preview(
+    name: Annotated[str, typer.Argument(metavar="NAME|FILE", help="A built-in program's name, or a file.")],
+    out: Annotated[
+        Path, typer.Option("--out", metavar="FILE.wav", help="The WAV file to write the cues into.")
+    ],
+    units: UnitsOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Hear a program before walking it: render its spoken cues into a WAV file (no treadmill, no belt).
+
+    The cues of a session with voice on ([cues] engine, lead_s, volume), one after another: each step,
+    every rise with its countdown, decreases, halfway, the last minute and the end.
+    """
+    import asyncio  # noqa: PLC0415
+
+    from retro_ftms.edge.config import load_config  # noqa: PLC0415
+    from retro_ftms.edge.cues import cue_setup  # noqa: PLC0415
+    from retro_ftms.edge.cues.preview import render_preview  # noqa: PLC0415
+    from retro_ftms.edge.display import ring_bell  # noqa: PLC0415
+
+    if out.is_dir() or not out.parent.is_dir():
+        raise _usage_error("programs preview", f"--out {out}: not a file in an existing folder")
+    with _invalid_input_exits():
+        app_config = load_config(config)
+        program, problems = _problems(name, app_config.safety)
+        _exit_on_problems(name, problems)
+        assert program is not None
+        setup = cue_setup(app_config.cues, voice=True, cues_to=out, ring=ring_bell)
+    assert setup is not None  # --cues-to always renders
+    said = asyncio.run(
+        render_preview(
+            program,
+            app_config.safety,
+            _units(units) or app_config.session.units,
+            setup.lead_s,
+            setup.voice(),
+        )
+    )
+    typer.echo(f"wrote {out}: {len(said)} cues of {program.title} ({_duration(program.duration_s)})")
 
 
 def _exit_on_problems(target: str, problems: Sequence[InvalidInputError], what: str = "program") -> None:

@@ -95,6 +95,23 @@ class SessionConfig(BaseModel):
     person: str = Field(default="default", min_length=1, max_length=64)
 
 
+class CuesConfig(BaseModel):
+    """`[cues]`: spoken cues for a person who faces away from the screen (README "Spoken cues")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Speak the cues; unset: speak when the engine is installed (else the terminal bell). False: no cues at
+    # all, and every command goes out exactly when the rules allow it (`--voice/--no-voice` beat this).
+    voice: bool | None = None
+    # The speech program (a name on PATH or a path); espeak-ng is offline and a Debian package.
+    engine: str = Field(default="espeak-ng", min_length=1)
+    # Every rise is announced at least this many session seconds before its command (which waits if need
+    # be); 60 s at most, or the announcement is forgotten before the change.
+    lead_s: float = Field(default=10.0, ge=0.0, le=60.0)
+    # Loudness of speech and beeps, 0-100 % (100: the engine's normal loudness).
+    volume: int = Field(default=100, ge=0, le=100)
+
+
 class BleConfig(BaseModel):
     """`[ble]`: finding and talking to the treadmill."""
 
@@ -472,6 +489,7 @@ class AppConfig(BaseSettings):
     # with positional `Field` defaults that type checkers do not read as defaults.
     safety: SafetyConfig = Field(default_factory=lambda: SafetyConfig.model_validate({}))
     session: SessionConfig = Field(default_factory=SessionConfig)
+    cues: CuesConfig = Field(default_factory=CuesConfig)
     ble: BleConfig = Field(default_factory=BleConfig)
     heart_rate: HeartRateConfig = Field(default_factory=HeartRateConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)

@@ -139,6 +139,12 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def ring_bell() -> None:
+    """The terminal bell: the cues' sound when no speech engine is installed."""
+    sys.stdout.write("\a")
+    sys.stdout.flush()
+
+
 def format_speed(kmh: float | None, units: Units) -> str:
     """Speed in the person's units: mph to 0.1 (the programs' own step), km/h to 0.01 (FTMS resolution)."""
     if kmh is None:

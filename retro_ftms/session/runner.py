@@ -20,6 +20,7 @@ from retro_ftms.events import BELT_MOVING_REASON, EndEvent, Event, EventBus, Saf
 from retro_ftms.program import Segment
 from retro_ftms.safety import CommandRefused, SafetyGuard
 from retro_ftms.safety.limits import EffectiveLimits
+from retro_ftms.session.announce import RiseAnnouncer
 from retro_ftms.session.timeline import EXIT_COMPLETED, EXIT_INTERNAL_ERROR, SessionResult, TimelineSession
 
 _LOGGER = logging.getLogger(__name__)
@@ -51,14 +52,19 @@ class SessionRunner(TimelineSession):
         bus: EventBus,
         segments: Sequence[Segment],
         started_at_console: bool = False,
+        announce_lead_s: float | None = None,
     ) -> None:
         """`started_at_console`: the person has started the belt on the console (an armed `serve`
-        session), which the runner adopts instead of sending Start."""
+        session), which the runner adopts instead of sending Start. `announce_lead_s`: None sends every
+        command when the rules allow it (no announcements); a number tells `plan` listeners of each rise
+        that many clock seconds ahead, and never sends a rise sooner."""
         super().__init__(segments=segments, clock=clock, bus=bus)
         self._guard = guard
         self._limits = limits
         self._started_at_console = started_at_console
         self._next_rise_s = math.inf
+        self._announcer = RiseAnnouncer(announce_lead_s, clock)
+        self.plan: Final = self._announcer.plan  # rises announced ahead (`PlannedChange`), inline
 
     # --- SessionControl (the requests themselves: TimelineSession) ---------------------------------------
 
@@ -156,6 +162,7 @@ class SessionRunner(TimelineSession):
             if segment.step_index != self._step_index:
                 self._announce_step(segment)
             if not guard.paused:
+                self._announcer.look_ahead(guard, self._segments, segment, self._program_time_s)
                 await self._approach(segment)
             await self._wait(segment)
         if await guard.finish():
@@ -209,19 +216,22 @@ class SessionRunner(TimelineSession):
         if not spun_up and abs(speed.value - current_speed) > SPEED_EPSILON_KMH:
             self._next_rise_s = now + SPIN_UP_POLL_S
         elif speed.value > current_speed + SPEED_EPSILON_KMH:
-            if speed.not_before_s <= now:
+            not_before = max(speed.not_before_s, self._announcer.gate("speed", speed.value))
+            if not_before <= now:
                 await self._rise(guard.set_speed, speed.value)
             else:
-                self._next_rise_s = speed.not_before_s
+                self._next_rise_s = not_before
         elif incline.value > current_incline + INCLINE_EPSILON_PCT:
-            if incline.not_before_s <= now:
+            not_before = max(incline.not_before_s, self._announcer.gate("incline", incline.value))
+            if not_before <= now:
                 await self._rise(guard.set_incline, incline.value)
             else:
-                self._next_rise_s = incline.not_before_s
+                self._next_rise_s = not_before
 
     async def _rise(self, command: Callable[[float], Awaitable[None]], value: float) -> None:
         try:
             await command(value)
+            self._announcer.sent()
         except CommandRefused:
             # The guard's own plan said yes a moment ago; a refusal means the situation changed between
             # the plan and the command (a console decrease, a latch). The guard has logged it.
@@ -231,8 +241,12 @@ class SessionRunner(TimelineSession):
         """Sleep until the next boundary or tick, waking at once on a latch, pause, resume or request."""
         horizon = TICK_S
         if not self._guard.paused:
+            now = self._clock.now()
             horizon = min(
-                horizon, segment.end_s - self._program_time_s, self._next_rise_s - self._clock.now()
+                horizon,
+                segment.end_s - self._program_time_s,
+                self._next_rise_s - now,
+                self._announcer.wake_at_s - now,
             )
         if self._requests.empty():
             await self._sleep(horizon)

@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict
 
 from retro_ftms.events import (
     PERSON_STOP_REASONS,
+    ChangeQuantity,
+    CommandEvent,
+    CueEvent,
     DataEvent,
     EndEvent,
     Event,
@@ -39,6 +42,16 @@ DEFAULT_PERSON: Final = "default"  # whose session it is when nobody said (`[ses
 TIME_DECIMALS: Final = 1  # elapsed/remaining to 0.1 s: finer is noise on a dashboard
 SPEED_DECIMALS: Final = 2  # FTMS speed resolution is 0.01 km/h
 INCLINE_DECIMALS: Final = 1  # FTMS incline resolution is 0.1 %
+
+
+class NextChange(BaseModel):
+    """The next rise the person has been told of: `value` of `quantity` in `in_s` seconds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    quantity: ChangeQuantity
+    value: float
+    in_s: float
 
 
 class SessionSnapshot(BaseModel):
@@ -72,6 +85,8 @@ class SessionSnapshot(BaseModel):
     person: str = DEFAULT_PERSON
     course: str | None = None
     course_level: int | None = None
+    # The rise announced by the spoken cues and not yet commanded (None: none, or cues are off).
+    next_change: NextChange | None = None
 
 
 def blank_snapshot(
@@ -143,6 +158,7 @@ class SnapshotTracker:
         # After a console decrease: the targets the guard holds at, above which no step goes any more.
         self._held_speed_kmh: float | None = None
         self._held_incline_pct: float | None = None
+        self._next_change: tuple[ChangeQuantity, float, float] | None = None  # quantity, value, due (clock)
         self._snapshot = SessionSnapshot.model_validate(
             blank_snapshot("connecting", program, step_count, round(total_duration_s, TIME_DECIMALS))
             | {"person": person, "course": course, "course_level": course_level}
@@ -196,8 +212,20 @@ class SnapshotTracker:
                 update["safety_alarm"] = True
         elif isinstance(event, LimitsEvent):
             update = {"limits_loosened": tuple(event.loosened)}
+        elif isinstance(event, CueEvent):
+            if event.quantity is None or event.value is None or event.at_s is None or event.at_s <= t:
+                return  # not an announcement ahead (a decrease is said as it happens)
+            self._next_change = (event.quantity, event.value, event.at_s)
+            update = {}
+        elif isinstance(event, CommandEvent):
+            quantity = {"set_speed": "speed", "set_incline": "incline"}.get(event.op)
+            if self._next_change is None or quantity != self._next_change[0]:
+                return
+            self._next_change = None
+            update = {}
         elif isinstance(event, EndEvent):
             self._stop_clock(t)
+            self._next_change = None
             update = {}
             if self._snapshot.state not in TERMINAL_STATES:
                 update["state"] = _OUTCOME_STATE[event.outcome]
@@ -223,6 +251,7 @@ class SnapshotTracker:
                 update["safety_reason"] = None
         else:
             self._stop_clock(t)
+            self._next_change = None
         return update
 
     def _stop_clock(self, t: float) -> None:
@@ -234,9 +263,16 @@ class SnapshotTracker:
         elapsed = self._elapsed_before_s
         if self._running_since is not None:
             elapsed += max(0.0, t - self._running_since)
+        next_change = None
+        if self._next_change is not None:
+            quantity, value, due = self._next_change
+            next_change = NextChange(
+                quantity=quantity, value=value, in_s=round(max(0.0, due - t), TIME_DECIMALS)
+            )
         return {
             "elapsed_s": round(elapsed, TIME_DECIMALS),
             "remaining_s": round(max(0.0, self.total_duration_s - elapsed), TIME_DECIMALS),
+            "next_change": next_change,
         }
 
     def _apply(self, update: dict[str, object]) -> None:

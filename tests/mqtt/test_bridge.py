@@ -178,6 +178,7 @@ async def test_online_discovery_state_events_and_offline(mosquitto_broker: Mosqu
                 "person": "default",
                 "course": None,
                 "course_level": None,
+                "next_change": None,
             }
 
             rig.bus.publish(SafetyEvent("safety_key", "stop", "key pulled"))

@@ -6,13 +6,14 @@ import pytest
 
 from retro_ftms.events import (
     CommandEvent,
+    CueEvent,
     DataEvent,
     EndEvent,
     SafetyEvent,
     StateEvent,
     StepEvent,
 )
-from retro_ftms.session.snapshot import SessionSnapshot, SnapshotTracker
+from retro_ftms.session.snapshot import NextChange, SessionSnapshot, SnapshotTracker
 
 DESIGN_STATE_FIELDS = {
     "state",
@@ -34,6 +35,7 @@ DESIGN_STATE_FIELDS = {
     "person",  # issue 12: whose session, and the course and level it belongs to
     "course",
     "course_level",
+    "next_change",  # issue 13: the rise the spoken cues announced, and in how many seconds
 }
 
 
@@ -161,3 +163,17 @@ def test_totals_add_up_the_data() -> None:
     )
     assert (totals.max_hr_bpm, totals.avg_hr_bpm) == (100, 95.0)
     assert tracker.snapshot.person == "ann"
+
+
+def test_next_change_counts_down_from_the_announcement_until_its_command() -> None:
+    """Issue 13: `next_change` is the announced rise and its seconds to go; the command clears it."""
+    tracker = SnapshotTracker("gentle", 3, 600.0)
+    tracker.on_event(0.0, StateEvent("running"))
+    tracker.on_event(5.0, CueEvent("change", "In ten seconds", "speed", 1.3, 15.0))
+    assert tracker.snapshot_at(9.0).next_change == NextChange(quantity="speed", value=1.3, in_s=6.0)
+    tracker.on_event(12.0, CommandEvent("set_incline", 1.0))  # another quantity: still due
+    assert tracker.snapshot.next_change is not None
+    tracker.on_event(15.0, CommandEvent("set_speed", 1.3))
+    assert tracker.snapshot.next_change is None
+    tracker.on_event(16.0, CueEvent("change", "Slowing down", "speed", 1.0, 16.0))  # said as it happens
+    assert tracker.snapshot.next_change is None

@@ -11,14 +11,23 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from retro_ftms.events import CoachEvent, EndEvent, Event, RefusedEvent, SafetyEvent, StepEvent, to_record
+from retro_ftms.events import (
+    CoachEvent,
+    CueEvent,
+    EndEvent,
+    Event,
+    RefusedEvent,
+    SafetyEvent,
+    StepEvent,
+    to_record,
+)
 from retro_ftms.printable import printable
 from retro_ftms.session.snapshot import SessionSnapshot
 from retro_ftms.session.totals import SessionTotals
 
-# The session events that go out on `<base>/event` (design.md: safety events, step changes, the end;
+# The session events that go out on `<base>/event` (design.md: safety events, step changes, the end, cues;
 # refusals include rejected MQTT commands). Everything else only changes the state.
-FORWARDED_EVENTS: Final = (SafetyEvent, StepEvent, EndEvent, RefusedEvent, CoachEvent)
+FORWARDED_EVENTS: Final = (SafetyEvent, StepEvent, EndEvent, RefusedEvent, CoachEvent, CueEvent)
 MAX_COMMAND_BYTES: Final = 64  # the longest valid command is 6 bytes; anything longer is junk
 CommandName = Literal["STOP", "PAUSE", "RESUME"]
 AVAILABLE: Final = b"online"
