@@ -117,6 +117,32 @@ def test_discovery_config() -> None:
     assert "safety" in components["events"]["event_types"]
 
 
+@pytest.mark.parametrize(
+    ("next_change", "words", "attributes"),
+    [
+        ({"quantity": "speed", "value": 1.3, "in_s": 9.6}, "speed to 1.3 in 10 s", {"value": 1.3}),
+        (None, "none", {}),
+    ],
+)
+def test_discovery_shows_the_next_change(
+    next_change: dict[str, object] | None, words: str, attributes: dict[str, object]
+) -> None:
+    """Home Assistant renders these templates with Jinja2: render them the same way on a state message."""
+    import jinja2
+
+    component = discovery_config(TOPICS, "treadmill", "Hall")["components"]["next_change"]
+    assert component["json_attributes_topic"] == TOPICS.state
+    value_json = {"state": "running", "next_change": next_change}
+    environment = jinja2.Environment(autoescape=False)
+    environment.filters["tojson"] = json.dumps
+    rendered = environment.from_string(component["value_template"]).render(value_json=value_json)
+    assert rendered == words
+    shown = json.loads(
+        environment.from_string(component["json_attributes_template"]).render(value_json=value_json)
+    )
+    assert attributes.items() <= shown.items()
+
+
 def test_discovery_offers_resume_only_where_allowed() -> None:
     config = discovery_config(TOPICS, "treadmill", "Hall", allow_remote_resume=True)
     assert config["components"]["resume"]["payload_press"] == "RESUME"

@@ -23,6 +23,7 @@ MODEL: Final = "FTMS treadmill (backward walking)"
 DISCOVERY_QOS: Final = 1
 # The `type`s of `<base>/event` messages the Home Assistant event entity announces.
 EVENT_TYPES: Final = ("safety", "step", "end", "refused", "coach", "cue")
+_NEXT: Final = "value_json.next_change"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,17 @@ def discovery_config(
             "value_template": "{{ value_json.step_index + 1 if value_json.step_index is number else None }}",
         },
         "step_count": _sensor("step_count", "Step count", icon="mdi:counter"),
+        "next_change": {
+            # The rise the spoken cues announced: its words as the state, its parts as attributes.
+            "platform": "sensor",
+            "name": "Next change",
+            "icon": "mdi:timer-sand",
+            "value_template": f"{{{{ ({_NEXT}.quantity ~ ' to ' ~ {_NEXT}.value ~ ' in ' ~ "
+            f"({_NEXT}.in_s | round(0) | int) ~ ' s') if {_NEXT} is defined and {_NEXT} else 'none' }}}}",
+            "json_attributes_topic": topics.state,
+            "json_attributes_template": f"{{{{ ({_NEXT} if {_NEXT} is defined and {_NEXT} else {{}}) "
+            "| tojson }}",
+        },
         "safety": {
             "platform": "binary_sensor",
             "name": "Safety",
