@@ -1584,7 +1584,7 @@ def report_command(
     for line in [*course_chart(course), "", *session_chart(recorded)]:
         console.print(line, markup=False, highlight=False)
     if str(out) != "-":
-        console.print(f"wrote {out}", markup=False, highlight=False)
+        console.print(f"wrote {out}", markup=False, highlight=False, soft_wrap=True)  # a path stays whole
 
 
 # --- courses ----------------------------------------------------------------------------------------------
