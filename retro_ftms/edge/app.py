@@ -147,7 +147,7 @@ class SessionUI(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class _Links:
+class TreadmillLinks:
     """What a session is connected to: the treadmill (reconnecting after a drop) and a strap, if any."""
 
     treadmill: ReconnectingLink
@@ -157,7 +157,7 @@ class _Links:
 
 
 @dataclass(slots=True)
-class _MqttNotices:
+class MqttNotices:
     """The run's MQTT bridge, if any, and the problem the person was last told about (told once)."""
 
     bridge: MqttBridge | None = None
@@ -230,7 +230,7 @@ async def run_session(options: RunOptions, ui: SessionUI) -> int:
     bus = EventBus(clock)
     main_task = asyncio.current_task()
     runner_ref: list[SessionControl] = []
-    mqtt = _MqttNotices()
+    mqtt = MqttNotices()
 
     def on_signal() -> None:
         if runner_ref:
@@ -379,12 +379,12 @@ class _History:
             if progression is not None:
                 bus.publish(progression)
 
-    def connected(self, links: _Links) -> None:
+    def connected(self, links: TreadmillLinks) -> None:
         """The treadmill is known: the session's row goes in, with no end yet."""
         if self.recorder is not None:
             self.recorder.begin(self._start(links))
 
-    def _start(self, links: _Links) -> SessionStart:
+    def _start(self, links: TreadmillLinks) -> SessionStart:
         import dataclasses  # noqa: PLC0415
         import hashlib  # noqa: PLC0415
 
@@ -442,7 +442,7 @@ class _History:
 
 async def run_guarded(
     *,
-    links: _Links,
+    links: TreadmillLinks,
     program: Program,
     config: AppConfig,
     clock: Clock,
@@ -450,7 +450,7 @@ async def run_guarded(
     ui: SessionUI,
     units: Units,
     runner_ref: list[SessionControl],
-    mqtt: _MqttNotices,
+    mqtt: MqttNotices,
     stack: contextlib.AsyncExitStack,
     options: RunOptions,
     started_at_console: bool = False,
@@ -586,7 +586,7 @@ async def _open_link(
     *,
     sim_settings: SimulatorSettings | None = None,
     hr_profile: HeartRateProfile | None = None,
-) -> AsyncIterator[_Links]:
+) -> AsyncIterator[TreadmillLinks]:
     """The connected, set-up treadmill link: the in-process simulator, a Bumble transport or the OS stack;
     and the heart-rate strap when one is asked for (a simulated one next to the simulator).
 
@@ -644,7 +644,7 @@ async def _open_link(
         treadmill = await stack.enter_async_context(
             open_treadmill_link(target, central=central, bus=client_bus, config=config, clock=clock)
         )
-        yield _Links(treadmill, heart_rate, name)
+        yield TreadmillLinks(treadmill, heart_rate, name)
 
 
 @contextlib.asynccontextmanager

@@ -26,10 +26,10 @@ from pydantic import BaseModel, ConfigDict
 
 from retro_ftms.clock import Clock
 from retro_ftms.edge.app import (
+    MqttNotices,
     RunOptions,
+    TreadmillLinks,
     Units,
-    _Links,
-    _MqttNotices,
     open_treadmill_link,
     parse_faults,
     run_guarded,
@@ -459,7 +459,7 @@ class TreadmillService:
 
     async def _connect(
         self, stack: contextlib.AsyncExitStack, central: BumbleCentral | None
-    ) -> _Links | None:
+    ) -> TreadmillLinks | None:
         """The treadmill's link, tried again with backoff while it sleeps or is out of reach; None when
         disarmed meanwhile."""
         backoff_s = FIRST_BACKOFF_S
@@ -481,7 +481,7 @@ class TreadmillService:
                         )
                     )
                     stack.push_async_exit(attempt.pop_all())
-                    return _Links(link, None, self.name)
+                    return TreadmillLinks(link, None, self.name)
             except (ConnectError, RetroFtmsError) as error:
                 _LOGGER.warning(
                     "%s: cannot reach the treadmill (%s); again in %g s", self.name, error, backoff_s
@@ -522,7 +522,9 @@ class TreadmillService:
         if self.simulator is not None:
             self.simulator.console_start()
 
-    async def _session(self, program: Program, links: _Links, stack: contextlib.AsyncExitStack) -> None:
+    async def _session(
+        self, program: Program, links: TreadmillLinks, stack: contextlib.AsyncExitStack
+    ) -> None:
         from retro_ftms.edge.config import MqttConfig  # noqa: PLC0415
 
         # The bridge is the service's, long-lived: the session must not open one of its own.
@@ -541,7 +543,7 @@ class TreadmillService:
                 ui=ui,
                 units=self.config.session.units,
                 runner_ref=[],
-                mqtt=_MqttNotices(),
+                mqtt=MqttNotices(),
                 stack=stack,
                 started_at_console=True,
                 # Whose session it is (the state's `person`); not recorded in the history (yet).
