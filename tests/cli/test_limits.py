@@ -16,7 +16,7 @@ from typer.testing import CliRunner, Result
 from retro_ftms.edge.cli import app
 from retro_ftms.edge.preflight import LOOSENED_INTRO, QUESTIONS, ask_preflight
 from retro_ftms.safety.limits import SafetyConfig
-from tests.cli.test_run import SHORT_PROGRAM, TIME_SCALE, read_events
+from tests.cli.test_run import SHORT_PROGRAM, read_events, run_short
 from tests.harness import clean_config_env
 
 EXIT_COMPLETED: Final = 0
@@ -36,23 +36,7 @@ def squeezed(text: str) -> str:
 
 
 def run(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--simulator",
-            "--program",
-            SHORT_PROGRAM,
-            "--yes",
-            "--time-scale",
-            TIME_SCALE,
-            "--events",
-            str(tmp_path / "events.jsonl"),
-            *extra,
-        ],
-        env=env,
-        prog_name="retro-ftms",
-    )
+    return run_short(tmp_path / "events.jsonl", *extra, env=env)
 
 
 def write_config(tmp_path: Path, text: str) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from retro_ftms.edge.checkin import COULD_TALK, PAIN_NOW, WORST_PAIN
 from retro_ftms.edge.cli import app
@@ -50,9 +50,9 @@ def end_of(path: Path) -> dict[str, Any]:
     return {"outcome": ends[0]["outcome"], "reason": ends[0]["reason"]}
 
 
-def test_run_simulator_completes(tmp_path: Path) -> None:
-    events = tmp_path / "events.jsonl"
-    result = CliRunner().invoke(
+def run_short(events: Path, *extra: str, env: dict[str, str] | None = None) -> Result:
+    """`run --simulator` of the short program with `--yes`, its event log at `events`, in process."""
+    return CliRunner().invoke(
         app,
         [
             "run",
@@ -64,8 +64,16 @@ def test_run_simulator_completes(tmp_path: Path) -> None:
             TIME_SCALE,
             "--events",
             str(events),
+            *extra,
         ],
+        env=env,
+        prog_name="retro-ftms",
     )
+
+
+def test_run_simulator_completes(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    result = run_short(events)
     assert result.exit_code == 0, result.output
     assert "step 1/2 Start" in result.stdout
     assert "step 2/2 Slower" in result.stdout
@@ -76,22 +84,7 @@ def test_run_simulator_completes(tmp_path: Path) -> None:
 
 def test_run_simulator_safety_key_is_exit_3(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--simulator",
-            "--program",
-            SHORT_PROGRAM,
-            "--yes",
-            "--time-scale",
-            TIME_SCALE,
-            "--fault",
-            "safety-key@20",
-            "--events",
-            str(events),
-        ],
-    )
+    result = run_short(events, "--fault", "safety-key@20")
     assert result.exit_code == 3, result.output
     assert "the safety key was pulled" in result.stdout
     assert "3: stopped by a safety trigger" in result.stdout
